@@ -1,0 +1,231 @@
+//! etcd's command-line flags and `ETCD_*` variables, as the `serve` subcommand accepts them. The
+//! only module that knows etcd's flag names. Flags Strata has no use for yet are accepted and
+//! named in a one-line notice; unknown flags are an error naming the flag; unknown `ETCD_*`
+//! variables only warn, as etcd does.
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "strata", version, about = "Strata: a key-value database that speaks etcd's v3 API", args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a node (the default when no subcommand is given).
+    Serve(ServeArgs),
+}
+
+/// Go's `strconv.ParseBool`, which etcd's boolean flags use.
+fn go_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(format!("invalid boolean value {other:?} (use true or false)")),
+    }
+}
+
+macro_rules! serve_args {
+    (
+        used { $( $(#[doc = $udoc:literal])* $uname:ident : $utype:ty = $udefault:literal, $uenv:literal; )* }
+        bools_used { $( $(#[doc = $bdoc:literal])* $bname:ident = $bdefault:literal, $benv:literal; )* }
+        ignored { $( $iname:ident, $ienv:literal; )* }
+        ignored_bools { $( $ibname:ident, $ibenv:literal; )* }
+    ) => {
+        /// The flags of `strata serve`, named and defaulted as etcd's.
+        #[derive(Args, Debug, Clone)]
+        pub struct ServeArgs {
+            $( $(#[doc = $udoc])* #[arg(long, env = $uenv, default_value = $udefault)] pub $uname: $utype, )*
+            $( $(#[doc = $bdoc])* #[arg(long, env = $benv, default_value = $bdefault, num_args = 0..=1, require_equals = true,
+                      default_missing_value = "true", value_parser = go_bool)] pub $bname: bool, )*
+            $( #[arg(long, env = $ienv, hide = true)] pub $iname: Option<String>, )*
+            $( #[arg(long, env = $ibenv, hide = true, num_args = 0..=1, require_equals = true,
+                      default_missing_value = "true", value_parser = go_bool)] pub $ibname: Option<bool>, )*
+        }
+
+        impl ServeArgs {
+            /// The `ETCD_*` variables this binary understands.
+            pub fn known_environment() -> &'static [&'static str] {
+                &[$($uenv,)* $($benv,)* $($ienv,)* $($ibenv,)*]
+            }
+
+            /// The flags that were given but have no effect in this release.
+            pub fn ignored_flags_given(&self) -> Vec<String> {
+                let mut given = Vec::new();
+                $( if self.$iname.is_some() { given.push(flag_name(stringify!($iname))); } )*
+                $( if self.$ibname.is_some() { given.push(flag_name(stringify!($ibname))); } )*
+                given
+            }
+        }
+    };
+}
+
+fn flag_name(field: &str) -> String {
+    format!("--{}", field.replace('_', "-"))
+}
+
+serve_args! {
+    used {
+        /// Human-readable name for this member.
+        name: String = "default", "ETCD_NAME";
+        /// Path to the data directory (default: NAME.strata).
+        data_dir: String = "", "ETCD_DATA_DIR";
+        /// URLs to listen on for client traffic (comma-separated).
+        listen_client_urls: String = "http://127.0.0.1:2379", "ETCD_LISTEN_CLIENT_URLS";
+        /// Client URLs of this member to advertise (default: the listen URLs).
+        advertise_client_urls: String = "", "ETCD_ADVERTISE_CLIENT_URLS";
+        /// URLs to listen on for peer traffic.
+        listen_peer_urls: String = "http://localhost:2380", "ETCD_LISTEN_PEER_URLS";
+        /// Peer URLs of this member to advertise.
+        initial_advertise_peer_urls: String = "http://localhost:2380", "ETCD_INITIAL_ADVERTISE_PEER_URLS";
+        /// Initial cluster configuration (name=peer-url,...).
+        initial_cluster: String = "", "ETCD_INITIAL_CLUSTER";
+        /// new or existing.
+        initial_cluster_state: String = "new", "ETCD_INITIAL_CLUSTER_STATE";
+        /// Initial cluster token, used to derive ids.
+        initial_cluster_token: String = "etcd-cluster", "ETCD_INITIAL_CLUSTER_TOKEN";
+        /// Maximum client request size in bytes the server accepts.
+        max_request_bytes: u64 = "1572864", "ETCD_MAX_REQUEST_BYTES";
+        /// Maximum number of operations in one txn.
+        max_txn_ops: u64 = "128", "ETCD_MAX_TXN_OPS";
+        /// debug, info, warn, error, panic or fatal.
+        log_level: String = "info", "ETCD_LOG_LEVEL";
+        /// Strata's own: the size at which a log segment is sealed and the next one begins.
+        log_segment_bytes: u64 = "67108864", "STRATA_LOG_SEGMENT_BYTES";
+    }
+    bools_used {
+    }
+    ignored {
+        snapshot_count, "ETCD_SNAPSHOT_COUNT";
+        quota_backend_bytes, "ETCD_QUOTA_BACKEND_BYTES";
+        auto_compaction_mode, "ETCD_AUTO_COMPACTION_MODE";
+        auto_compaction_retention, "ETCD_AUTO_COMPACTION_RETENTION";
+        heartbeat_interval, "ETCD_HEARTBEAT_INTERVAL";
+        election_timeout, "ETCD_ELECTION_TIMEOUT";
+        peer_cert_file, "ETCD_PEER_CERT_FILE";
+        peer_key_file, "ETCD_PEER_KEY_FILE";
+        peer_trusted_ca_file, "ETCD_PEER_TRUSTED_CA_FILE";
+        peer_crl_file, "ETCD_PEER_CRL_FILE";
+        auth_token, "ETCD_AUTH_TOKEN";
+        logger, "ETCD_LOGGER";
+        log_outputs, "ETCD_LOG_OUTPUTS";
+        wal_dir, "ETCD_WAL_DIR";
+        listen_metrics_urls, "ETCD_LISTEN_METRICS_URLS";
+        cert_file, "ETCD_CERT_FILE";
+        key_file, "ETCD_KEY_FILE";
+        trusted_ca_file, "ETCD_TRUSTED_CA_FILE";
+        client_crl_file, "ETCD_CLIENT_CRL_FILE";
+        cipher_suites, "ETCD_CIPHER_SUITES";
+        max_snapshots, "ETCD_MAX_SNAPSHOTS";
+        max_wals, "ETCD_MAX_WALS";
+        discovery, "ETCD_DISCOVERY";
+        discovery_srv, "ETCD_DISCOVERY_SRV";
+        cors, "ETCD_CORS";
+        host_whitelist, "ETCD_HOST_WHITELIST";
+        metrics, "ETCD_METRICS";
+        grpc_keepalive_min_time, "ETCD_GRPC_KEEPALIVE_MIN_TIME";
+        grpc_keepalive_interval, "ETCD_GRPC_KEEPALIVE_INTERVAL";
+        grpc_keepalive_timeout, "ETCD_GRPC_KEEPALIVE_TIMEOUT";
+        backend_batch_interval, "ETCD_BACKEND_BATCH_INTERVAL";
+        backend_batch_limit, "ETCD_BACKEND_BATCH_LIMIT";
+        experimental_watch_progress_notify_interval, "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL";
+        experimental_corrupt_check_time, "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME";
+    }
+    ignored_bools {
+        strict_reconfig_check, "ETCD_STRICT_RECONFIG_CHECK";
+        peer_auto_tls, "ETCD_PEER_AUTO_TLS";
+        peer_client_cert_auth, "ETCD_PEER_CLIENT_CERT_AUTH";
+        client_cert_auth, "ETCD_CLIENT_CERT_AUTH";
+        auto_tls, "ETCD_AUTO_TLS";
+        experimental_initial_corrupt_check, "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK";
+        experimental_enable_lease_checkpoint, "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT";
+        experimental_compact_hash_check_enabled, "ETCD_EXPERIMENTAL_COMPACT_HASH_CHECK_ENABLED";
+        enable_v2, "ETCD_ENABLE_V2";
+        enable_pprof, "ETCD_ENABLE_PPROF";
+        enable_grpc_gateway, "ETCD_ENABLE_GRPC_GATEWAY";
+        debug, "ETCD_DEBUG";
+        force_new_cluster, "ETCD_FORCE_NEW_CLUSTER";
+        pre_vote, "ETCD_PRE_VOTE";
+        unsafe_no_fsync, "ETCD_UNSAFE_NO_FSYNC";
+        socket_reuse_port, "ETCD_SOCKET_REUSE_PORT";
+        socket_reuse_address, "ETCD_SOCKET_REUSE_ADDRESS";
+    }
+}
+
+/// etcd (Go's `flag` package) also takes `-flag value`: rewrite a single-dash known flag to the
+/// double-dash form clap parses. Anything else is left alone.
+pub fn normalize_arguments(arguments: Vec<String>) -> Vec<String> {
+    let command = Cli::command();
+    let longs: Vec<String> = command.get_arguments().filter_map(|argument| argument.get_long().map(str::to_string)).collect();
+    arguments
+        .into_iter()
+        .map(|argument| {
+            let Some(rest) = argument.strip_prefix('-') else { return argument };
+            if rest.starts_with('-') {
+                return argument;
+            }
+            let name = rest.split('=').next().unwrap_or_default();
+            if longs.iter().any(|long| long == name) { format!("-{argument}") } else { argument }
+        })
+        .collect()
+}
+
+/// The `ETCD_*` variables of `environment` this binary does not know, as etcd's warning says.
+pub fn unknown_environment(environment: impl Iterator<Item = (String, String)>) -> Vec<String> {
+    let known = ServeArgs::known_environment();
+    environment
+        .filter(|(name, _)| name.starts_with("ETCD_") && !known.contains(&name.as_str()))
+        // etcdctl's own variables are not the server's business.
+        .filter(|(name, _)| !name.starts_with("ETCDCTL_"))
+        .map(|(name, value)| format!("unrecognized environment variable {name}={value}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(arguments: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let arguments = normalize_arguments(arguments.iter().map(|argument| argument.to_string()).collect());
+        Cli::try_parse_from(arguments).map(|cli| match cli.command {
+            Some(Command::Serve(serve)) => serve,
+            None => cli.serve,
+        })
+    }
+
+    #[test]
+    fn both_flag_forms_and_single_dash_are_accepted() {
+        let args = parse(&["strata", "--name", "n1", "--data-dir=/tmp/d", "-max-txn-ops", "7", "-log-level=debug"]).unwrap();
+        assert_eq!((args.name.as_str(), args.data_dir.as_str(), args.max_txn_ops, args.log_level.as_str()), ("n1", "/tmp/d", 7, "debug"));
+        let args = parse(&["strata", "serve", "--name=n2"]).unwrap();
+        assert_eq!(args.name, "n2");
+    }
+
+    #[test]
+    fn go_style_booleans_take_no_value_or_an_equals_value() {
+        let args = parse(&["strata", "--strict-reconfig-check", "--peer-auto-tls=false"]).unwrap();
+        assert_eq!((args.strict_reconfig_check, args.peer_auto_tls), (Some(true), Some(false)));
+        assert_eq!(args.ignored_flags_given(), vec!["--strict-reconfig-check", "--peer-auto-tls"]);
+    }
+
+    #[test]
+    fn unknown_flags_are_an_error_naming_the_flag() {
+        let error = parse(&["strata", "--no-such-flag", "1"]).unwrap_err().to_string();
+        assert!(error.contains("--no-such-flag"), "{error}");
+    }
+
+    #[test]
+    fn unknown_etcd_variables_only_warn() {
+        let environment = vec![
+            ("ETCD_NAME".to_string(), "x".to_string()),
+            ("ETCD_BOGUS".to_string(), "1".to_string()),
+            ("ETCDCTL_API".to_string(), "3".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        assert_eq!(unknown_environment(environment.into_iter()), vec!["unrecognized environment variable ETCD_BOGUS=1"]);
+    }
+}

@@ -1,0 +1,15 @@
+//! etcd's v3 wire API and its services; the only crate that knows etcd's protobuf.
+//!
+//! - [`pb`]: the message types and gRPC service stubs, generated at build time from the `.proto`
+//!   files under `proto/` (written in this repository from etcd's published API reference).
+//! - [`errors`]: the one table from Strata's errors to etcd's gRPC codes and exact messages.
+//! - [`convert`]: etcd's messages to and from the store's own request types.
+//! - [`services`]: the six etcd services on top of a [`strata_node::Node`].
+//!
+//! Invariant: a request is validated here exactly as etcd's `v3rpc` layer validates it, before it
+//! reaches the node; every error a client sees comes from [`errors`].
+
+pub mod convert;
+pub mod errors;
+pub mod pb;
+pub mod services;

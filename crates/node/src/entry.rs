@@ -1,0 +1,89 @@
+//! The payload of one log record: one request's effects (or one compaction), stamped with its
+//! revision, hybrid-clock time and origin. Encoded as protobuf so that later releases can add
+//! fields that older readers skip. `docs/formats/log-entry.md` describes it field by field.
+
+use strata_mvcc::{Change, ChangeKind, Stamp};
+use strata_types::{Hlc, NodeId, Origin};
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogEntry {
+    /// The revision this entry's changes were made at (for a compaction: the revision current
+    /// when it was requested).
+    #[prost(int64, tag = "1")]
+    pub revision: i64,
+    /// Hybrid logical clock: 48 bits of Unix milliseconds, 16 bits of counter.
+    #[prost(uint64, tag = "2")]
+    pub hlc: u64,
+    #[prost(uint64, tag = "3")]
+    pub origin_node: u64,
+    /// Dense per origin, from 1.
+    #[prost(uint64, tag = "4")]
+    pub origin_sequence: u64,
+    #[prost(message, repeated, tag = "5")]
+    pub changes: Vec<LogChange>,
+    /// Set on a compaction entry: reads below this revision fail from here on.
+    #[prost(int64, optional, tag = "6")]
+    pub compact_revision: Option<i64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogChange {
+    #[prost(bytes = "vec", tag = "1")]
+    pub key: Vec<u8>,
+    #[prost(enumeration = "LogChangeKind", tag = "2")]
+    pub kind: i32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub value: Vec<u8>,
+    #[prost(int64, tag = "4")]
+    pub lease: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
+#[repr(i32)]
+pub enum LogChangeKind {
+    Put = 0,
+    Delete = 1,
+}
+
+impl LogEntry {
+    pub fn stamp(&self) -> Stamp {
+        Stamp { hlc: Hlc(self.hlc), origin: Origin { node: NodeId(self.origin_node), sequence: self.origin_sequence } }
+    }
+
+    pub fn from_changes(revision: i64, stamp: Stamp, changes: &[Change]) -> LogEntry {
+        LogEntry {
+            revision,
+            hlc: stamp.hlc.0,
+            origin_node: stamp.origin.node.0,
+            origin_sequence: stamp.origin.sequence,
+            changes: changes
+                .iter()
+                .map(|change| match &change.kind {
+                    ChangeKind::Put { value, lease } => LogChange {
+                        key: change.key.clone(),
+                        kind: LogChangeKind::Put as i32,
+                        value: value.clone(),
+                        lease: *lease,
+                    },
+                    ChangeKind::Delete => LogChange { key: change.key.clone(), kind: LogChangeKind::Delete as i32, value: Vec::new(), lease: 0 },
+                })
+                .collect(),
+            compact_revision: None,
+        }
+    }
+
+    /// The changes, or an error naming the unknown change kind (a newer writer's entry).
+    pub fn changes(&self) -> Result<Vec<Change>, String> {
+        self.changes
+            .iter()
+            .map(|change| {
+                let kind = match LogChangeKind::try_from(change.kind) {
+                    Ok(LogChangeKind::Put) => ChangeKind::Put { value: change.value.clone(), lease: change.lease },
+                    Ok(LogChangeKind::Delete) => ChangeKind::Delete,
+                    Err(_) => return Err(format!("unknown change kind {}", change.kind)),
+                };
+                Ok(Change { key: change.key.clone(), kind })
+            })
+            .collect()
+    }
+}

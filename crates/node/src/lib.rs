@@ -1,0 +1,311 @@
+//! A Strata node: opens a data directory (lock, manifest, log replay), runs the one writer task
+//! that evaluates write requests, logs their effects with group commit and publishes them, and
+//! serves reads from the MVCC store at the durable revision.
+//!
+//! Data flow of a write: a frontend calls [`Node::write`]; the request waits in a bounded queue;
+//! the writer drains a batch, evaluates each request in order against the newest state, appends
+//! one log record per changing request, makes the batch durable with one `fdatasync`, marks the
+//! store durable (readers now see the batch) and only then answers every request of the batch.
+//!
+//! Invariants:
+//! - No reader sees a revision that is not durable: reads use [`strata_mvcc::Store::durable_revision`].
+//! - A client is answered only after the batch holding its request is durable; if the batch
+//!   cannot be made durable every request in it fails and the store is rolled back, and the node
+//!   refuses further writes (after a failed fsync nothing about the file is known).
+//! - Only this crate and `strata-io` touch the data directory.
+
+mod entry;
+mod manifest;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use strata_io::{FileSystem, LockFile};
+use strata_mvcc::{
+    DeleteRangeRequest, DeleteRangeResponse, KvError, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, Store, TxnRequest, TxnResponse,
+};
+use strata_segment_log::{LogOptions, SegmentLog};
+use strata_types::{Hlc, NodeId, Revision};
+use tokio::sync::{mpsc, oneshot};
+
+pub use entry::{LogChange, LogChangeKind, LogEntry};
+pub use manifest::{Manifest, MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION};
+
+/// The version this binary reports to etcd clients (Status, `/version`). etcd clients gate
+/// features on it, so it names the etcd release whose API Strata serves.
+pub const ETCD_API_VERSION: &str = "3.5.17";
+/// The cluster version, as etcd reports it (major.minor.0).
+pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";
+/// Strata's own release.
+pub const STRATA_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Requests waiting for the writer; a full queue makes callers wait (back-pressure).
+pub const WRITE_QUEUE_DEPTH_MAX: usize = 4096;
+/// Requests evaluated and made durable together, at most.
+pub const WRITE_BATCH_REQUESTS_MAX: usize = 1024;
+/// Keys physical compaction visits before it lets the writer take new requests.
+pub const COMPACTION_STEP_KEYS_MAX: usize = 1000;
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub name: String,
+    pub data_directory: PathBuf,
+    /// Used, with the name, to derive the ids of a new member and cluster.
+    pub initial_cluster_token: String,
+    pub advertise_peer_urls: Vec<String>,
+    pub segment_bytes_max: u64,
+}
+
+impl NodeConfig {
+    pub fn new(name: &str, data_directory: &Path) -> NodeConfig {
+        NodeConfig {
+            name: name.to_string(),
+            data_directory: data_directory.to_path_buf(),
+            initial_cluster_token: "etcd-cluster".to_string(),
+            advertise_peer_urls: vec!["http://localhost:2380".to_string()],
+            segment_bytes_max: LogOptions::default().segment_bytes_max,
+        }
+    }
+}
+
+/// A write request, in Strata's own types.
+#[derive(Clone, Debug)]
+pub enum WriteRequest {
+    Put(PutRequest),
+    DeleteRange(DeleteRangeRequest),
+    Txn(TxnRequest),
+    Compact { revision: Revision, physical: bool },
+}
+
+#[derive(Clone, Debug)]
+pub enum WriteResponse {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    /// The header revision of a compaction.
+    Compact(Revision),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeError {
+    Kv(KvError),
+    /// The node is shutting down or its writer has stopped.
+    Stopped,
+    /// The log could not be written; the request was not applied.
+    Storage(String),
+}
+
+impl From<KvError> for NodeError {
+    fn from(error: KvError) -> Self {
+        NodeError::Kv(error)
+    }
+}
+
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::Kv(error) => error.fmt(f),
+            NodeError::Stopped => f.write_str("etcdserver: server stopped"),
+            NodeError::Storage(message) => write!(f, "strata: storage error, the request was not applied: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+/// What went wrong opening a data directory. The message says what and where.
+#[derive(Debug)]
+pub struct OpenError(pub String);
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OpenError {}
+
+/// What a node reports in Maintenance.Status.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    pub revision: Revision,
+    pub compacted_revision: Revision,
+    pub log_bytes: u64,
+    pub last_log_index: u64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) store: RwLock<Store>,
+    pub(crate) log_bytes: std::sync::atomic::AtomicU64,
+    pub(crate) last_log_index: std::sync::atomic::AtomicU64,
+}
+
+pub struct Node {
+    shared: Arc<Shared>,
+    manifest: Manifest,
+    queue: mpsc::Sender<writer::Command>,
+    writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    _lock: Option<LockFile>,
+}
+
+impl Node {
+    /// Opens (or initializes) the data directory on the real disk and starts the writer.
+    pub fn open(config: NodeConfig) -> Result<Node, OpenError> {
+        let fs: Arc<dyn FileSystem> = Arc::new(strata_io::RealFileSystem::new());
+        fs.create_dir_all(&config.data_directory)
+            .map_err(|error| OpenError(format!("cannot create data directory {}: {error}", config.data_directory.display())))?;
+        let lock = LockFile::acquire(&config.data_directory).map_err(|error| OpenError(error.to_string()))?;
+        Node::open_with(fs, config, Some(lock))
+    }
+
+    /// Opens the data directory through `fs` (the simulated disk in tests).
+    pub fn open_with(fs: Arc<dyn FileSystem>, config: NodeConfig, lock: Option<LockFile>) -> Result<Node, OpenError> {
+        let directory = &config.data_directory;
+        fs.create_dir_all(directory).map_err(|error| OpenError(format!("{}: {error}", directory.display())))?;
+        let manifest = match Manifest::load(fs.as_ref(), directory).map_err(OpenError)? {
+            Some(manifest) => manifest,
+            None => {
+                let manifest = new_manifest(&config);
+                manifest
+                    .store(fs.as_ref(), directory)
+                    .map_err(|error| OpenError(format!("cannot write {}: {error}", directory.join(MANIFEST_FILE_NAME).display())))?;
+                manifest
+            }
+        };
+
+        let mut store = Store::new();
+        let mut log_bytes = 0u64;
+        let mut hlc = Hlc::default();
+        let mut sequence = 0u64;
+        let node_id = manifest.node_id;
+        let mut replay = |index: u64, payload: &[u8]| -> Result<(), String> {
+            use prost::Message;
+            let entry = LogEntry::decode(payload).map_err(|error| format!("log record {index} does not decode: {error}"))?;
+            log_bytes += payload.len() as u64;
+            hlc = hlc.max(Hlc(entry.hlc));
+            if entry.origin_node == node_id {
+                sequence = sequence.max(entry.origin_sequence);
+            }
+            if let Some(revision) = entry.compact_revision {
+                store.apply_compaction(revision);
+                return Ok(());
+            }
+            let expected = store.current_revision() + 1;
+            if entry.revision != expected {
+                return Err(format!("log record {index} has revision {} where {expected} was expected", entry.revision));
+            }
+            store.apply(entry.revision, &entry.changes()?, entry.stamp());
+            Ok(())
+        };
+        let options = LogOptions {
+            node_id,
+            segment_bytes_max: config.segment_bytes_max,
+            ..LogOptions::default()
+        };
+        let recovered = SegmentLog::open(fs.clone(), &directory.join("log"), options, &mut replay)
+            .map_err(|error| OpenError(error.to_string()))?;
+        if recovered.truncated_tail_bytes > 0 {
+            tracing::warn!(bytes = recovered.truncated_tail_bytes, "truncated a torn tail of the log (writes that were never acknowledged)");
+        }
+        store.mark_durable();
+        while !store.compact_step(usize::MAX) {}
+
+        let shared = Arc::new(Shared {
+            store: RwLock::new(store),
+            log_bytes: log_bytes.into(),
+            last_log_index: recovered.log.last_index().into(),
+        });
+        let (queue, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH_MAX);
+        let writer = writer::Writer::new(shared.clone(), recovered.log, NodeId(node_id), hlc, sequence);
+        let handle = std::thread::Builder::new()
+            .name("strata-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(|error| OpenError(format!("cannot start the writer thread: {error}")))?;
+        Ok(Node { shared, manifest, queue, writer: std::sync::Mutex::new(Some(handle)), _lock: lock })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn member_id(&self) -> u64 {
+        self.manifest.node_id
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.manifest.cluster_id
+    }
+
+    /// Sends a write to the writer and waits until it is durable (or failed).
+    pub async fn write(&self, request: WriteRequest) -> Result<WriteResponse, NodeError> {
+        let (reply, response) = oneshot::channel();
+        self.queue.send(writer::Command { request, reply }).await.map_err(|_| NodeError::Stopped)?;
+        response.await.map_err(|_| NodeError::Stopped)?
+    }
+
+    /// Range at the durable revision.
+    pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, KvError> {
+        let store = self.shared.store.read().expect("store lock poisoned");
+        store.range(request, store.durable_revision())
+    }
+
+    /// A read-only txn at the durable revision.
+    pub fn txn_read(&self, request: &TxnRequest) -> Result<TxnResponse, KvError> {
+        let store = self.shared.store.read().expect("store lock poisoned");
+        store.txn_read(request, store.durable_revision())
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let store = self.shared.store.read().expect("store lock poisoned");
+        NodeStatus {
+            revision: store.durable_revision(),
+            compacted_revision: store.compacted_revision(),
+            log_bytes: self.shared.log_bytes.load(std::sync::atomic::Ordering::Relaxed),
+            last_log_index: self.shared.last_log_index.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// The durable revision readers see.
+    pub fn revision(&self) -> Revision {
+        self.shared.store.read().expect("store lock poisoned").durable_revision()
+    }
+
+    /// Stops taking writes, lets the writer finish what it has, and waits for it.
+    pub async fn shutdown(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.queue.send(writer::Command::shutdown(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+        let handle = self.writer.lock().expect("writer handle lock").take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+/// A new member's manifest: ids derived from the name, peer URLs, cluster token and the time,
+/// as etcd derives a new member's id.
+fn new_manifest(config: &NodeConfig) -> Manifest {
+    use std::hash::{Hash, Hasher};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (&config.name, &config.advertise_peer_urls, &config.initial_cluster_token, now.as_nanos()).hash(&mut hasher);
+    let node_id = hasher.finish() | 1;
+    config.initial_cluster_token.hash(&mut hasher);
+    let cluster_id = hasher.finish() | 1;
+    Manifest {
+        format_family: "strata".into(),
+        cluster_id,
+        node_id,
+        name: config.name.clone(),
+        cluster_version: ETCD_CLUSTER_VERSION.into(),
+        writer_version: STRATA_VERSION.into(),
+    }
+}
+
+/// Milliseconds of wall-clock time: the one place the node reads the clock.
+pub(crate) fn wall_clock_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
