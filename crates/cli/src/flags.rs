@@ -18,6 +18,96 @@ pub struct Cli {
 pub enum Command {
     /// Run a node (the default when no subcommand is given).
     Serve(ServeArgs),
+    /// Load-generate against any etcd v3 endpoint (Strata or etcd), or compare the two side by side.
+    Bench(BenchArgs),
+}
+
+/// `strata bench`: etcd benchmark's flag names.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Endpoints to load (comma-separated).
+    #[arg(long, default_value = "127.0.0.1:2379", global = true)]
+    pub endpoints: String,
+    /// gRPC connections.
+    #[arg(long, default_value_t = 1, global = true)]
+    pub conns: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 1, global = true)]
+    pub clients: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 10_000, global = true)]
+    pub total: u64,
+    /// Run for this many seconds instead of --total requests.
+    #[arg(long, global = true)]
+    pub duration: Option<f64>,
+    /// Requests per second over all clients (0: unlimited).
+    #[arg(long, default_value_t = 0.0, global = true)]
+    pub rate: f64,
+    /// Start a fresh etcd and a fresh Strata and run the workload against each, alternating.
+    #[arg(long, global = true)]
+    pub compare: bool,
+    /// Runs per server with --compare.
+    #[arg(long, default_value_t = 3, global = true)]
+    pub runs: usize,
+    /// The etcd binary for --compare.
+    #[arg(long, default_value = "etcd", global = true)]
+    pub etcd_binary: String,
+    #[command(subcommand)]
+    pub workload: BenchWorkload,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum BenchWorkload {
+    /// Puts of --val-size values to keys of --key-size over --key-space-size keys.
+    Put {
+        #[arg(long, default_value_t = 8)]
+        key_size: usize,
+        #[arg(long, default_value_t = 8)]
+        val_size: usize,
+        #[arg(long, default_value_t = 1)]
+        key_space_size: u64,
+        #[arg(long)]
+        sequential_keys: bool,
+    },
+    /// Ranges over KEY (to END).
+    Range {
+        key: String,
+        end: Option<String>,
+        /// l (linearizable) or s (serializable).
+        #[arg(long, default_value = "l")]
+        consistency: String,
+        #[arg(long, default_value_t = 0)]
+        limit: i64,
+        #[arg(long)]
+        keys_only: bool,
+        #[arg(long)]
+        count_only: bool,
+    },
+    /// Kubernetes' optimistic update: get, then txn on mod_revision, retried on conflict.
+    TxnPut {
+        #[arg(long, default_value_t = 1000)]
+        key_space_size: u64,
+        #[arg(long, default_value_t = 256)]
+        val_size: usize,
+    },
+    /// Watchers on a prefix and a writer at --rate; put-to-event latency.
+    WatchLatency {
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        #[arg(long, default_value_t = 10)]
+        streams: usize,
+        #[arg(long, default_value_t = 32)]
+        val_size: usize,
+    },
+    /// 70% lists (limit --list-limit over a prefix), 30% optimistic updates.
+    Mixed {
+        #[arg(long, default_value_t = 1000)]
+        key_space_size: u64,
+        #[arg(long, default_value_t = 256)]
+        val_size: usize,
+        #[arg(long, default_value_t = 100)]
+        list_limit: i64,
+    },
 }
 
 /// Go's `strconv.ParseBool`, which etcd's boolean flags use.
@@ -64,6 +154,52 @@ macro_rules! serve_args {
     };
 }
 
+/// A positive Go `time.Duration`, as etcd's duration flags take it: `10m`, `1h30m`, `1.5s`, `250ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GoDuration(pub std::time::Duration);
+
+/// Go's `time.ParseDuration` (units ns, us, µs, ms, s, m, h; decimal fractions), positive only.
+impl std::str::FromStr for GoDuration {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<GoDuration, String> {
+        let invalid = || format!("invalid duration {text:?} (a positive Go duration, e.g. 10m, 1h30m, 500ms)");
+        let mut rest = text.strip_prefix('+').unwrap_or(text);
+        if rest.is_empty() {
+            return Err(invalid());
+        }
+        let mut total_nanos: u128 = 0;
+        while !rest.is_empty() {
+            let number_length = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let (number, after) = rest.split_at(number_length);
+            let unit_length = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+            let (unit, after) = after.split_at(unit_length);
+            rest = after;
+            let unit_nanos: u128 = match unit {
+                "ns" => 1,
+                "us" | "µs" | "μs" => 1_000,
+                "ms" => 1_000_000,
+                "s" => 1_000_000_000,
+                "m" => 60 * 1_000_000_000,
+                "h" => 3600 * 1_000_000_000,
+                _ => return Err(invalid()),
+            };
+            let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+            if whole.is_empty() && fraction.is_empty() || fraction.len() > 18 {
+                return Err(invalid());
+            }
+            let digits = |part: &str| if part.is_empty() { Ok(0) } else { part.parse::<u128>().map_err(|_| invalid()) };
+            let fraction_nanos = digits(fraction)? * unit_nanos / 10u128.pow(fraction.len() as u32);
+            let nanos = digits(whole)?.checked_mul(unit_nanos).and_then(|nanos| nanos.checked_add(fraction_nanos)).ok_or_else(invalid)?;
+            total_nanos = total_nanos.checked_add(nanos).ok_or_else(invalid)?;
+        }
+        match u64::try_from(total_nanos) {
+            Ok(nanos) if nanos > 0 => Ok(GoDuration(std::time::Duration::from_nanos(nanos))),
+            _ => Err(invalid()),
+        }
+    }
+}
+
 fn flag_name(field: &str) -> String {
     format!("--{}", field.replace('_', "-"))
 }
@@ -96,12 +232,15 @@ serve_args! {
         log_level: String = "info", "ETCD_LOG_LEVEL";
         /// Strata's own: the size at which a log segment is sealed and the next one begins.
         log_segment_bytes: u64 = "67108864", "STRATA_LOG_SEGMENT_BYTES";
+        /// Raise the NOSPACE alarm when the backend size would exceed this (0: 2 GiB; negative: no quota).
+        quota_backend_bytes: i64 = "0", "ETCD_QUOTA_BACKEND_BYTES";
+        /// How often watchers that asked for progress notifications get one (a Go duration).
+        experimental_watch_progress_notify_interval: GoDuration = "10m", "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL";
     }
     bools_used {
     }
     ignored {
         snapshot_count, "ETCD_SNAPSHOT_COUNT";
-        quota_backend_bytes, "ETCD_QUOTA_BACKEND_BYTES";
         auto_compaction_mode, "ETCD_AUTO_COMPACTION_MODE";
         auto_compaction_retention, "ETCD_AUTO_COMPACTION_RETENTION";
         heartbeat_interval, "ETCD_HEARTBEAT_INTERVAL";
@@ -132,7 +271,6 @@ serve_args! {
         grpc_keepalive_timeout, "ETCD_GRPC_KEEPALIVE_TIMEOUT";
         backend_batch_interval, "ETCD_BACKEND_BATCH_INTERVAL";
         backend_batch_limit, "ETCD_BACKEND_BATCH_LIMIT";
-        experimental_watch_progress_notify_interval, "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL";
         experimental_corrupt_check_time, "ETCD_EXPERIMENTAL_CORRUPT_CHECK_TIME";
     }
     ignored_bools {
@@ -193,8 +331,17 @@ mod tests {
         let arguments = normalize_arguments(arguments.iter().map(|argument| argument.to_string()).collect());
         Cli::try_parse_from(arguments).map(|cli| match cli.command {
             Some(Command::Serve(serve)) => serve,
+            Some(Command::Bench(_)) => panic!("parsed as bench"),
             None => cli.serve,
         })
+    }
+
+    #[test]
+    fn bench_takes_etcd_benchmark_flags_before_and_after_the_workload() {
+        let cli = Cli::try_parse_from(["strata", "bench", "--conns", "10", "put", "--val-size", "256", "--clients=100"]).unwrap();
+        let Some(Command::Bench(bench)) = cli.command else { panic!("bench") };
+        assert_eq!((bench.conns, bench.clients), (10, 100));
+        assert!(matches!(bench.workload, BenchWorkload::Put { val_size: 256, .. }));
     }
 
     #[test]
@@ -213,9 +360,38 @@ mod tests {
     }
 
     #[test]
+    fn durations_are_read_as_go_reads_them() {
+        use std::time::Duration;
+        for (text, expected) in [
+            ("10m", Duration::from_secs(600)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("250ms", Duration::from_millis(250)),
+            ("100us", Duration::from_micros(100)),
+            (".5m", Duration::from_secs(30)),
+        ] {
+            assert_eq!(text.parse::<GoDuration>(), Ok(GoDuration(expected)), "{text}");
+        }
+        for text in ["", "10", "1x", "-1s", "0", "0s", "m", "1.s5"] {
+            assert!(text.parse::<GoDuration>().is_err(), "{text}");
+        }
+        let args = parse(&["strata", "--experimental-watch-progress-notify-interval=200ms"]).unwrap();
+        assert_eq!(args.experimental_watch_progress_notify_interval, GoDuration(Duration::from_millis(200)));
+        assert!(args.ignored_flags_given().is_empty());
+    }
+
+    #[test]
     fn unknown_flags_are_an_error_naming_the_flag() {
         let error = parse(&["strata", "--no-such-flag", "1"]).unwrap_err().to_string();
         assert!(error.contains("--no-such-flag"), "{error}");
+    }
+
+    #[test]
+    fn the_quota_is_etcds_flag_with_its_default_and_negative_values() {
+        assert_eq!(parse(&["strata"]).unwrap().quota_backend_bytes, 0);
+        assert_eq!(parse(&["strata", "--quota-backend-bytes=53248"]).unwrap().quota_backend_bytes, 53248);
+        assert_eq!(parse(&["strata", "--quota-backend-bytes=-1"]).unwrap().quota_backend_bytes, -1);
+        assert!(parse(&["strata", "--quota-backend-bytes=53248"]).unwrap().ignored_flags_given().is_empty());
     }
 
     #[test]

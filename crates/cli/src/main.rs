@@ -2,6 +2,7 @@
 //! etcd's flags. The only crate that parses arguments.
 
 mod authority;
+mod bench;
 mod flags;
 mod serve;
 
@@ -12,6 +13,7 @@ fn main() -> std::process::ExitCode {
     let cli = flags::Cli::parse_from(arguments);
     let result = match cli.command {
         Some(flags::Command::Serve(serve)) => serve::run(serve),
+        Some(flags::Command::Bench(bench)) => bench::run(bench),
         None => serve::run(cli.serve),
     };
     match result {

@@ -43,6 +43,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         config.initial_cluster_token = args.initial_cluster_token.clone();
         config.advertise_peer_urls = peer_urls.clone();
         config.segment_bytes_max = args.log_segment_bytes;
+        config.quota_backend_bytes = strata_node::quota_bytes_from_flag(args.quota_backend_bytes);
+        config.watch_progress_notify_interval = args.experimental_watch_progress_notify_interval.0;
         let node = Arc::new(Node::open(config).map_err(|error| error.to_string())?);
         info!(data_dir = %data_directory, member_id = %format!("{:x}", node.member_id()), revision = node.revision(), "opened data directory");
         let info = ServerInfo {
@@ -91,6 +93,8 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         wait_for_signal().await;
         info!("received a stop signal; shutting down");
         let _ = stop.send(true);
+        // Open watch streams never finish on their own: end them so the servers can stop.
+        node.close_watches();
         for server in servers {
             if let Ok(Err(error)) = server.await {
                 warn!(%error, "client server stopped with an error");

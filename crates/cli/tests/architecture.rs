@@ -7,9 +7,10 @@ use std::path::Path;
 /// Layers from the bottom; a crate may depend on crates of lower layers only.
 const LAYERS: &[&[&str]] = &[
     &["strata-types", "strata-io"],
-    &["strata-segment-log", "strata-mvcc"],
+    &["strata-segment-log", "strata-mvcc", "strata-lease"],
     &["strata-node"],
     &["strata-etcd-api"],
+    &["strata-bench"],
     &["strata"],
 ];
 

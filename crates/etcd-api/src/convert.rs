@@ -168,3 +168,67 @@ fn response_op(op: mvcc::ResponseOp) -> pb::ResponseOp {
     };
     pb::ResponseOp { response: Some(response) }
 }
+
+pub fn lease_time_to_live_response(shown: strata_lease::TimeToLive, header: pb::ResponseHeader) -> pb::LeaseTimeToLiveResponse {
+    pb::LeaseTimeToLiveResponse {
+        header: Some(header),
+        id: shown.id,
+        ttl: shown.remaining_seconds,
+        granted_ttl: shown.granted_ttl_seconds,
+        keys: shown.keys,
+    }
+}
+
+/// etcd's TimeToLive of a lease it does not know (never granted, revoked or expired): TTL -1.
+pub fn lease_time_to_live_unknown(id: i64, header: pb::ResponseHeader) -> pb::LeaseTimeToLiveResponse {
+    pb::LeaseTimeToLiveResponse { header: Some(header), id, ttl: -1, granted_ttl: 0, keys: Vec::new() }
+}
+
+pub fn lease_leases_response(ids: Vec<i64>, header: pb::ResponseHeader) -> pb::LeaseLeasesResponse {
+    pb::LeaseLeasesResponse { header: Some(header), leases: ids.into_iter().map(|id| pb::LeaseStatus { id }).collect() }
+}
+
+/// etcd's `WatchCreateRequest` as the hub takes it, normalized as etcd's watch server does: an
+/// empty key is `[0]` (the smallest key); unknown filter values are ignored.
+pub fn watch_create(request: pb::WatchCreateRequest) -> strata_node::WatchCreate {
+    use pb::watch_create_request::FilterType;
+    let filtered = |wanted: FilterType| request.filters.iter().any(|filter| FilterType::try_from(*filter) == Ok(wanted));
+    strata_node::WatchCreate {
+        no_put: filtered(FilterType::Noput),
+        no_delete: filtered(FilterType::Nodelete),
+        key: if request.key.is_empty() { vec![0] } else { request.key },
+        range_end: request.range_end,
+        start_revision: request.start_revision,
+        progress_notify: request.progress_notify,
+        prev_kv: request.prev_kv,
+        watch_id: request.watch_id,
+        fragment: request.fragment,
+    }
+}
+
+/// A watch event; `prev_kv` only for a watcher that asked for it.
+pub fn event(event: &mvcc::Event, prev_kv: bool) -> mvccpb::Event {
+    use mvccpb::event::EventType;
+    let kind = match event.kind {
+        mvcc::EventKind::Put => EventType::Put,
+        mvcc::EventKind::Delete => EventType::Delete,
+    };
+    mvccpb::Event {
+        r#type: kind as i32,
+        kv: Some(key_value(event.kv.clone())),
+        prev_kv: if prev_kv { event.prev_kv.clone().map(key_value) } else { None },
+    }
+}
+
+pub fn watch_response(response: strata_node::WatchResponse, header: pb::ResponseHeader) -> pb::WatchResponse {
+    pb::WatchResponse {
+        header: Some(header),
+        watch_id: response.watch_id,
+        created: response.created,
+        canceled: response.canceled,
+        compact_revision: response.compact_revision,
+        cancel_reason: response.cancel_reason.map(crate::errors::watch_cancel_reason).unwrap_or_default().to_string(),
+        fragment: false,
+        events: response.events.iter().map(|watched| event(watched, response.prev_kv)).collect(),
+    }
+}

@@ -1,8 +1,9 @@
 //! The error table: every client-visible error with etcd's gRPC code and exact message, as
 //! etcd's `rpctypes` defines them. Clients match these strings, so they are kept verbatim.
 
+use strata_lease::LeaseError;
 use strata_mvcc::KvError;
-use strata_node::NodeError;
+use strata_node::{ClusterError, NodeError, WatchError};
 use tonic::codegen::http;
 use tonic::{Code, Status};
 
@@ -13,6 +14,8 @@ pub enum ApiError {
     RequestTooLarge,
     /// A feature the node does not serve yet.
     NotCapable,
+    /// MemberAdd's peer URLs are missing or not `scheme://host:port`.
+    MemberBadUrls,
 }
 
 /// The gRPC code and message etcd uses for each store error.
@@ -41,15 +44,68 @@ pub fn kv_error(error: KvError) -> (Code, &'static str) {
     (code, message)
 }
 
+/// The gRPC code and message etcd uses for each lease error.
+pub fn lease_error(error: LeaseError) -> (Code, &'static str) {
+    match error {
+        LeaseError::NotFound => (Code::NotFound, "etcdserver: requested lease not found"),
+        LeaseError::Exists => (Code::FailedPrecondition, "etcdserver: lease already exists"),
+        LeaseError::TtlTooLarge => (Code::OutOfRange, "etcdserver: too large lease TTL"),
+    }
+}
+
+/// The `cancel_reason` of a refused watch create, in etcd's (its mvcc package's) words.
+pub fn watch_cancel_reason(error: WatchError) -> &'static str {
+    match error {
+        WatchError::DuplicateId => "mvcc: duplicate watch ID provided on the WatchStream",
+        WatchError::EmptyRange => "mvcc: watcher range is empty",
+    }
+}
+
+/// The gRPC code and message etcd uses for each membership and maintenance error. etcd 3.4 and
+/// 3.5 map "not enough started members" to its client-side error type rather than a gRPC status,
+/// so their clients see it with code `Unknown`.
+pub fn cluster_error(error: ClusterError) -> (Code, &'static str) {
+    let code = match error {
+        ClusterError::MemberNotFound => Code::NotFound,
+        ClusterError::NotEnoughStartedMembers => Code::Unknown,
+        ClusterError::PeerUrlExists
+        | ClusterError::MemberNotLearner
+        | ClusterError::LearnerNotReady
+        | ClusterError::TooManyLearners
+        | ClusterError::BadLeaderTransferee => Code::FailedPrecondition,
+    };
+    let message = match error {
+        ClusterError::MemberNotFound => "etcdserver: member not found",
+        ClusterError::PeerUrlExists => "etcdserver: Peer URLs already exists",
+        ClusterError::MemberNotLearner => "etcdserver: can only promote a learner member",
+        ClusterError::LearnerNotReady => "etcdserver: can only promote a learner member which is in sync with leader",
+        ClusterError::TooManyLearners => "etcdserver: too many learner members in cluster",
+        ClusterError::NotEnoughStartedMembers => "etcdserver: re-configuration failed due to not enough started members",
+        ClusterError::BadLeaderTransferee => "etcdserver: bad leader transferee",
+    };
+    (code, message)
+}
+
+pub fn cluster_status(error: ClusterError) -> Status {
+    let (code, message) = cluster_error(error);
+    Status::new(code, message)
+}
+
 pub fn api_error(error: ApiError) -> (Code, &'static str) {
     match error {
         ApiError::RequestTooLarge => (Code::InvalidArgument, "etcdserver: request is too large"),
         ApiError::NotCapable => (Code::Unavailable, "etcdserver: not capable"),
+        ApiError::MemberBadUrls => (Code::InvalidArgument, "etcdserver: given member URLs are invalid"),
     }
 }
 
 pub fn kv_status(error: KvError) -> Status {
     let (code, message) = kv_error(error);
+    Status::new(code, message)
+}
+
+pub fn lease_status(error: LeaseError) -> Status {
+    let (code, message) = lease_error(error);
     Status::new(code, message)
 }
 
@@ -61,6 +117,10 @@ pub fn api_status(error: ApiError) -> Status {
 pub fn node_status(error: NodeError) -> Status {
     match error {
         NodeError::Kv(error) => kv_status(error),
+        NodeError::Lease(error) => lease_status(error),
+        NodeError::Cluster(error) => cluster_status(error),
+        NodeError::NoSpace => Status::new(Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
+        NodeError::Corrupt => Status::new(Code::DataLoss, "etcdserver: corrupt cluster"),
         NodeError::Stopped => Status::new(Code::Unavailable, "etcdserver: server stopped"),
         NodeError::Storage(_) => Status::new(Code::Unavailable, error.to_string()),
     }
@@ -119,6 +179,51 @@ mod tests {
             assert_eq!(error.to_string(), message);
         }
         assert_eq!(api_status(ApiError::RequestTooLarge).message(), "etcdserver: request is too large");
+        for (error, code, message) in [
+            (LeaseError::NotFound, Code::NotFound, "etcdserver: requested lease not found"),
+            (LeaseError::Exists, Code::FailedPrecondition, "etcdserver: lease already exists"),
+            (LeaseError::TtlTooLarge, Code::OutOfRange, "etcdserver: too large lease TTL"),
+        ] {
+            let status = lease_status(error);
+            assert_eq!((status.code(), status.message()), (code, message));
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn watch_cancel_reasons_match_etcd_mvcc() {
+        for (error, reason) in [
+            (WatchError::DuplicateId, "mvcc: duplicate watch ID provided on the WatchStream"),
+            (WatchError::EmptyRange, "mvcc: watcher range is empty"),
+        ] {
+            assert_eq!(watch_cancel_reason(error), reason);
+            assert_eq!(error.to_string(), reason);
+        }
+    }
+
+    #[test]
+    fn maintenance_messages_match_etcd_rpctypes() {
+        for error in [
+            ClusterError::MemberNotFound,
+            ClusterError::PeerUrlExists,
+            ClusterError::MemberNotLearner,
+            ClusterError::LearnerNotReady,
+            ClusterError::TooManyLearners,
+            ClusterError::NotEnoughStartedMembers,
+            ClusterError::BadLeaderTransferee,
+        ] {
+            // The node's own Display agrees with the table.
+            assert_eq!(cluster_status(error).message(), error.to_string());
+        }
+        assert_eq!(cluster_status(ClusterError::MemberNotFound).code(), Code::NotFound);
+        assert_eq!(cluster_status(ClusterError::BadLeaderTransferee).code(), Code::FailedPrecondition);
+        let no_space = node_status(NodeError::NoSpace);
+        assert_eq!((no_space.code(), no_space.message()), (Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"));
+        assert_eq!(no_space.message(), NodeError::NoSpace.to_string());
+        let corrupt = node_status(NodeError::Corrupt);
+        assert_eq!((corrupt.code(), corrupt.message()), (Code::DataLoss, "etcdserver: corrupt cluster"));
+        assert_eq!(corrupt.message(), NodeError::Corrupt.to_string());
+        assert_eq!(api_status(ApiError::MemberBadUrls).code(), Code::InvalidArgument);
     }
 
     #[test]

@@ -10,13 +10,20 @@
 //!   `r` is the last one with `mod_revision <= r`, absent if that is a tombstone.
 //! - Applying the same [`Change`]s at the same revisions to the same state gives the same state:
 //!   the log stores changes (effects), and replay calls [`Store::apply`].
+//! - Every version remembers its sub-revision (its place among its request's changes), and the
+//!   store indexes which keys changed at each revision not yet compacted, so watch events can be
+//!   read back in etcd's order ([`Store::events`]).
 
+mod event;
 mod request;
+mod space;
 mod store;
 mod validate;
 
+pub use event::{range_contains, Event, EventKind};
 pub use request::*;
-pub use store::{Change, ChangeKind, Store, Stamp};
+pub use space::{version_footprint_bytes, SpaceUsage};
+pub use store::{Change, ChangeKind, KvHash, Stamp, Store};
 pub use validate::{validate_delete_range, validate_put, validate_range, validate_txn};
 
 /// Errors of KV requests. Each maps to one etcd gRPC error (see `strata-etcd-api`'s error table).

@@ -5,14 +5,24 @@
 //! they make are applied at once, so later requests of the same batch see them, and are undone by
 //! [`Store::rollback`] if the batch cannot be made durable. Readers call the `&self` methods with
 //! the durable revision as `current`, so they never see a change that is not yet durable.
+//!
+//! Beside the keys, the store keeps a revision index: for every revision from the compaction
+//! horizon on, the keys it changed in the order they changed (a key's place there is its version's
+//! sub-revision). Watch events are read through it ([`Store::events`], [`Store::revision_events`]),
+//! so a read costs what the revisions it covers changed, as in etcd.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 
 use strata_types::{Hlc, Origin, Revision, REVISION_INITIAL};
 
+use crate::space::{version_footprint_bytes, Space, SpaceUsage};
+
+mod hash;
+pub use hash::KvHash;
+
 use crate::{
-    Compare, CompareOperand, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse,
+    range_contains, Compare, CompareOperand, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, Event, EventKind,
     KeyValue, KvError, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseOp,
     SortOrder, SortTarget, TxnRequest, TxnResponse,
 };
@@ -41,6 +51,8 @@ pub enum ChangeKind {
 #[derive(Clone, Debug)]
 struct Version {
     mod_revision: Revision,
+    /// The place of this change among the changes of its revision (etcd's sub-revision).
+    sub_revision: u32,
     create_revision: Revision,
     version: i64,
     value: Vec<u8>,
@@ -81,9 +93,15 @@ pub struct Store {
     compacted_revision: Revision,
     /// Physical compaction's progress: the next key to visit, `None` when it is complete.
     compaction_cursor: Option<Vec<u8>>,
+    /// What the stored versions would take in etcd's backend file (`db_size`, see `space`).
+    space: Space,
     durable: DurablePoint,
     /// Keys changed since the last durable point.
     uncommitted_keys: Vec<Vec<u8>>,
+    /// The keys each revision changed, in order, from `revision_index_first` on.
+    revision_index: VecDeque<Vec<Vec<u8>>>,
+    /// The revision of `revision_index`'s front entry.
+    revision_index_first: Revision,
 }
 
 impl Default for Store {
@@ -118,8 +136,11 @@ impl Store {
             current_revision: REVISION_INITIAL,
             compacted_revision: -1,
             compaction_cursor: None,
+            space: Space::default(),
             durable: DurablePoint { current_revision: REVISION_INITIAL, compacted_revision: -1 },
             uncommitted_keys: Vec::new(),
+            revision_index: VecDeque::new(),
+            revision_index_first: REVISION_INITIAL + 1,
         }
     }
 
@@ -135,6 +156,16 @@ impl Store {
     /// Number of keys with any stored version (live or tombstone), for size accounting.
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// etcd's `db_size` and `db_size_in_use` for the versions stored now (see `space`).
+    pub fn space(&self) -> SpaceUsage {
+        self.space.usage()
+    }
+
+    /// etcd's defragment: `db_size` shrinks to what is in use.
+    pub fn defragment(&mut self) {
+        self.space.defragment();
     }
 
     // ---------------------------------------------------------------- reads
@@ -395,10 +426,14 @@ impl Store {
     pub fn compact_step(&mut self, keys_max: usize) -> bool {
         let Some(cursor) = self.compaction_cursor.take() else { return true };
         let horizon = self.compacted_revision.min(self.durable.current_revision);
+        // Events below the compacted revision are never read again.
+        while self.revision_index_first < horizon && self.revision_index.pop_front().is_some() {
+            self.revision_index_first += 1;
+        }
         let batch: Vec<Vec<u8>> = self
             .keys
             .range::<[u8], _>((Bound::Included(cursor.as_slice()), Bound::Unbounded))
-            .take(keys_max + 1)
+            .take(keys_max.saturating_add(1))
             .map(|(key, _)| key.clone())
             .collect();
         let (visit, next) = if batch.len() > keys_max { (&batch[..keys_max], Some(batch[keys_max].clone())) } else { (&batch[..], None) };
@@ -409,7 +444,9 @@ impl Store {
                 continue;
             }
             let keep_from = if history[visible_index - 1].is_tombstone() { visible_index } else { visible_index - 1 };
-            history.drain(..keep_from);
+            for dropped in history.drain(..keep_from) {
+                self.space.remove(version_footprint_bytes(key.len(), dropped.value.len()));
+            }
             if history.is_empty() {
                 self.keys.remove(key);
             }
@@ -448,13 +485,92 @@ impl Store {
         self.durable.current_revision
     }
 
+    // ---------------------------------------------------------------- events (watch)
+
+    /// Every change to a key in `key`..`range_end` (read as [`range_contains`] reads it) at the
+    /// durable revisions `from..=to`, as etcd's watch events, in revision then sub-revision order.
+    /// `from` below the compacted revision fails with `Compacted`; `to` past the durable revision
+    /// reads up to the durable revision. As after etcd's compaction, a delete at exactly the
+    /// compacted revision is not an event any more (compaction drops such tombstones).
+    ///
+    /// Cost: a single key reads its own history; a range reads the revision index over `from..=to`.
+    pub fn events(&self, key: &[u8], range_end: &[u8], from: Revision, to: Revision, prev_kv: bool) -> Result<Vec<Event>, KvError> {
+        if from < self.compacted_revision {
+            return Err(KvError::Compacted);
+        }
+        let to = to.min(self.durable.current_revision);
+        let compacted = self.compacted_revision;
+        let kept = |event: &Event| !(event.kind == EventKind::Delete && event.revision() == compacted);
+        if !range_end.is_empty() {
+            let mut events = self.indexed_events(from, to, prev_kv, |candidate| range_contains(key, range_end, candidate));
+            events.retain(kept);
+            return Ok(events);
+        }
+        let Some(history) = self.keys.get(key) else { return Ok(Vec::new()) };
+        let first = history.partition_point(|version| version.mod_revision < from);
+        let last = history.partition_point(|version| version.mod_revision <= to);
+        let events = (first..last.max(first)).map(|index| self.event(key, history, index, prev_kv)).filter(kept).collect();
+        Ok(events)
+    }
+
+    /// Every event of the durable revisions `from..=to`, for every key, without the compaction
+    /// check: the writer reads a batch it has just made durable, before any compaction step can
+    /// drop a version of it, even when the batch itself compacted past it.
+    pub fn revision_events(&self, from: Revision, to: Revision, prev_kv: bool) -> Vec<Event> {
+        self.indexed_events(from, to.min(self.durable.current_revision), prev_kv, |_| true)
+    }
+
+    fn revision_index_last(&self) -> Revision {
+        self.revision_index_first + self.revision_index.len() as Revision - 1
+    }
+
+    fn indexed_events(&self, from: Revision, to: Revision, prev_kv: bool, wanted: impl Fn(&[u8]) -> bool) -> Vec<Event> {
+        let mut events = Vec::new();
+        for revision in from.max(self.revision_index_first)..=to.min(self.revision_index_last()) {
+            let keys_of_revision = &self.revision_index[(revision - self.revision_index_first) as usize];
+            for (sub_revision, key) in keys_of_revision.iter().enumerate() {
+                if !wanted(key) {
+                    continue;
+                }
+                let Some(history) = self.keys.get(key) else { continue };
+                let place = (revision, sub_revision as u32);
+                let index = history.partition_point(|version| (version.mod_revision, version.sub_revision) < place);
+                // Physical compaction may have dropped a version at the compacted revision.
+                if history.get(index).is_some_and(|version| (version.mod_revision, version.sub_revision) == place) {
+                    events.push(self.event(key, history, index, prev_kv));
+                }
+            }
+        }
+        events
+    }
+
+    /// The event of `history[index]`; its `prev_kv` is the version before it, if visible at
+    /// revision − 1 and that revision is not compacted.
+    fn event(&self, key: &[u8], history: &[Version], index: usize, prev_kv: bool) -> Event {
+        let version = &history[index];
+        let (kind, kv) = if version.is_tombstone() {
+            (EventKind::Delete, KeyValue { key: key.to_vec(), mod_revision: version.mod_revision, ..KeyValue::default() })
+        } else {
+            (EventKind::Put, version.key_value(key))
+        };
+        // Revision − 1 must not be compacted: mod_revision − 1 >= compacted.
+        let prev_kv = (prev_kv && version.mod_revision > self.compacted_revision)
+            .then(|| visible(&history[..index], version.mod_revision - 1))
+            .flatten()
+            .map(|previous| previous.key_value(key));
+        Event { kind, kv, prev_kv }
+    }
+
     /// Undoes everything since the last [`Store::mark_durable`]: the batch could not be logged.
     pub fn rollback(&mut self) {
         let revision = self.durable.current_revision;
+        while self.revision_index_last() > revision && self.revision_index.pop_back().is_some() {}
         for key in std::mem::take(&mut self.uncommitted_keys) {
             if let Some(history) = self.keys.get_mut(&key) {
                 while history.last().is_some_and(|version| version.mod_revision > revision) {
-                    history.pop();
+                    if let Some(dropped) = history.pop() {
+                        self.space.remove(version_footprint_bytes(key.len(), dropped.value.len()));
+                    }
                 }
                 if history.is_empty() {
                     self.keys.remove(&key);
@@ -539,11 +655,21 @@ impl Store {
     }
 
     fn apply_change(&mut self, revision: Revision, change: &Change, stamp: Stamp) {
+        if self.revision_index.is_empty() {
+            self.revision_index_first = revision;
+        }
+        // A revision without changes (none is logged today) keeps its empty place in the index.
+        while self.revision_index_last() < revision {
+            self.revision_index.push_back(Vec::new());
+        }
+        let keys_of_revision = self.revision_index.back_mut().expect("pushed above");
+        let sub_revision = keys_of_revision.len() as u32;
         let history = self.keys.entry(change.key.clone()).or_default();
         let live = history.last().filter(|version| !version.is_tombstone());
         let version = match &change.kind {
             ChangeKind::Put { value, lease } => Version {
                 mod_revision: revision,
+                sub_revision,
                 create_revision: live.map_or(revision, |previous| previous.create_revision),
                 version: live.map_or(1, |previous| previous.version + 1),
                 value: value.clone(),
@@ -554,10 +680,12 @@ impl Store {
                 if live.is_none() {
                     return;
                 }
-                Version { mod_revision: revision, create_revision: 0, version: 0, value: Vec::new(), lease: 0, stamp }
+                Version { mod_revision: revision, sub_revision, create_revision: 0, version: 0, value: Vec::new(), lease: 0, stamp }
             }
         };
+        self.space.add(version_footprint_bytes(change.key.len(), version.value.len()));
         history.push(version);
+        keys_of_revision.push(change.key.clone());
         self.uncommitted_keys.push(change.key.clone());
     }
 }

@@ -1,6 +1,9 @@
 //! The store against a plain model: a `BTreeMap` of live keys per revision, over random sequences
 //! of put, delete, txn, compact and range-at-revision. Checks revisions, create/mod revisions,
-//! versions, values, `count`, `more` and the compacted / future-revision errors.
+//! versions, values, `count`, `more` and the compacted / future-revision errors, and the watch
+//! events: every revision's events as the writer reads them, and random event reads (single key,
+//! range, from-key; old and new revisions; with and without `prev_kv`) against the model's
+//! changes in order.
 
 use std::collections::BTreeMap;
 
@@ -23,9 +26,14 @@ impl Rng {
 
 type State = BTreeMap<Vec<u8>, KeyValue>;
 
+/// The changes of one revision that changed something, in order: a put (Some) or a delete (None).
+type Changes = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 struct Model {
     /// `states[r]` is the state at revision `r` (index 0 unused; revision 1 is empty).
     states: Vec<State>,
+    /// `changes[r]`: what revision `r` changed, in order.
+    changes: Vec<Changes>,
     compacted: i64,
 }
 
@@ -40,24 +48,50 @@ impl Model {
     fn commit(&mut self, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> bool {
         let revision = self.current() + 1;
         let mut next = self.latest().clone();
-        let mut changed = false;
+        let mut effective = Changes::new();
         for (key, value) in writes {
             match value {
                 Some(value) => {
                     let kv = match next.get(&key) {
-                        Some(old) => KeyValue { version: old.version + 1, mod_revision: revision, value, ..old.clone() },
-                        None => KeyValue { key: key.clone(), create_revision: revision, mod_revision: revision, version: 1, value, lease: 0 },
+                        Some(old) => KeyValue { version: old.version + 1, mod_revision: revision, value: value.clone(), ..old.clone() },
+                        None => KeyValue { key: key.clone(), create_revision: revision, mod_revision: revision, version: 1, value: value.clone(), lease: 0 },
                     };
-                    next.insert(key, kv);
-                    changed = true;
+                    next.insert(key.clone(), kv);
+                    effective.push((key, Some(value)));
                 }
-                None => changed |= next.remove(&key).is_some(),
+                None => {
+                    if next.remove(&key).is_some() {
+                        effective.push((key, None));
+                    }
+                }
             }
         }
+        let changed = !effective.is_empty();
         if changed {
             self.states.push(next);
+            self.changes.push(effective);
         }
         changed
+    }
+
+    /// What `Store::events` must answer: the changes of `from..=to` in range, in order; without a
+    /// delete at exactly the compacted revision when `historical` (compaction drops those).
+    fn events(&self, key: &[u8], range_end: &[u8], from: i64, to: i64, prev_kv: bool, historical: bool) -> Vec<Event> {
+        let mut events = Vec::new();
+        for revision in from.max(2)..=to.min(self.current()) {
+            for (changed, value) in &self.changes[revision as usize] {
+                if !range_contains(key, range_end, changed) || (historical && value.is_none() && revision == self.compacted) {
+                    continue;
+                }
+                let (kind, kv) = match value {
+                    Some(_) => (EventKind::Put, self.states[revision as usize][changed].clone()),
+                    None => (EventKind::Delete, KeyValue { key: changed.clone(), mod_revision: revision, ..KeyValue::default() }),
+                };
+                let prev_kv = (prev_kv && revision > self.compacted).then(|| self.states[revision as usize - 1].get(changed).cloned()).flatten();
+                events.push(Event { kind, kv, prev_kv });
+            }
+        }
+        events
     }
 }
 
@@ -78,10 +112,11 @@ fn store_matches_a_btreemap_model() {
     for seed in 0..60u64 {
         let mut rng = Rng(seed);
         let mut store = Store::new();
-        let mut model = Model { states: vec![State::new(), State::new()], compacted: -1 };
+        let mut model = Model { states: vec![State::new(), State::new()], changes: vec![Changes::new(), Changes::new()], compacted: -1 };
         for step in 0..400 {
             let context = format!("seed {seed} step {step}");
-            match rng.below(10) {
+            let revision_before = model.current();
+            match rng.below(13) {
                 0..=2 => {
                     let key = key(&mut rng);
                     let value = format!("v{}", rng.next()).into_bytes();
@@ -137,6 +172,49 @@ fn store_matches_a_btreemap_model() {
                     }
                     assert_eq!(response.revision, model.current(), "{context}");
                 }
+                10 => {
+                    // A txn of several changes to distinct keys: one revision, events in op order.
+                    let mut keys: Vec<Vec<u8>> = Vec::new();
+                    while keys.len() < 3 {
+                        let candidate = key(&mut rng);
+                        if !keys.contains(&candidate) {
+                            keys.push(candidate);
+                        }
+                    }
+                    let value = format!("m{}", rng.next()).into_bytes();
+                    let request = TxnRequest {
+                        compare: vec![],
+                        success: vec![
+                            RequestOp::Put(PutRequest { key: keys[0].clone(), value: value.clone(), ..Default::default() }),
+                            RequestOp::DeleteRange(DeleteRangeRequest { key: keys[1].clone(), ..Default::default() }),
+                            RequestOp::Put(PutRequest { key: keys[2].clone(), value: value.clone(), ..Default::default() }),
+                        ],
+                        failure: vec![],
+                    };
+                    let (response, _) = store.txn(&request, stamp(), &no_lease).unwrap();
+                    model.commit(vec![(keys[0].clone(), Some(value.clone())), (keys[1].clone(), None), (keys[2].clone(), Some(value))]);
+                    assert_eq!(response.revision, model.current(), "{context}");
+                }
+                11 | 12 => {
+                    // A watch's read of history: a single key, a range or every key from one on.
+                    let start = key(&mut rng);
+                    let range_end = match rng.below(3) {
+                        0 => Vec::new(),
+                        1 => vec![0],
+                        _ => key(&mut rng),
+                    };
+                    let from = if rng.below(4) == 0 { model.compacted } else { rng.below(model.current() as u64 + 2) as i64 };
+                    let to = from + rng.below(model.current() as u64 + 2) as i64;
+                    let prev_kv = rng.below(2) == 0;
+                    store.mark_durable();
+                    let result = store.events(&start, &range_end, from, to, prev_kv);
+                    if from < model.compacted {
+                        assert_eq!(result, Err(KvError::Compacted), "{context}");
+                    } else {
+                        let expected = model.events(&start, &range_end, from, to, prev_kv, true);
+                        assert_eq!(result, Ok(expected), "{context}: events {start:?}..{range_end:?} at {from}..={to}");
+                    }
+                }
                 6 => {
                     let revision = rng.below(model.current() as u64 + 2) as i64;
                     let result = store.compact(revision);
@@ -150,7 +228,10 @@ fn store_matches_a_btreemap_model() {
                     };
                     assert_eq!(result, expected, "{context}");
                     store.mark_durable();
-                    while !store.compact_step(3) {}
+                    // Physical compaction runs later in the node; reads must not depend on it.
+                    if rng.below(2) == 0 {
+                        while !store.compact_step(3) {}
+                    }
                 }
                 _ => {
                     let revision = rng.below(model.current() as u64 + 2) as i64;
@@ -177,6 +258,12 @@ fn store_matches_a_btreemap_model() {
                 }
             }
             store.mark_durable();
+            // What the writer hands the watch hub after each durable batch.
+            if model.current() > revision_before {
+                let revision = model.current();
+                let expected = model.events(&[0], &[0], revision, revision, true, false);
+                assert_eq!(store.revision_events(revision, revision, true), expected, "{context}: events of revision {revision}");
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The payload of one log record: one request's effects (or one compaction), stamped with its
-//! revision, hybrid-clock time and origin. Encoded as protobuf so that later releases can add
-//! fields that older readers skip. `docs/formats/log-entry.md` describes it field by field.
+//! The payload of one log record: one request's effects (or one compaction, lease grant or lease
+//! revoke), stamped with its revision, hybrid-clock time and origin. Encoded as protobuf so that
+//! later releases can add fields that older readers skip. `docs/formats/log-entry.md` describes
+//! it field by field.
 
 use strata_mvcc::{Change, ChangeKind, Stamp};
 use strata_types::{Hlc, NodeId, Origin};
@@ -24,6 +25,62 @@ pub struct LogEntry {
     /// Set on a compaction entry: reads below this revision fail from here on.
     #[prost(int64, optional, tag = "6")]
     pub compact_revision: Option<i64>,
+    /// Set on a lease grant entry (no changes; `revision` is the current revision).
+    #[prost(message, optional, tag = "7")]
+    pub lease_grant: Option<LogLeaseGrant>,
+    /// Set on a lease revoke entry: the lease's id. Its `changes` delete the lease's keys (none:
+    /// `revision` is the current revision).
+    #[prost(int64, optional, tag = "8")]
+    pub lease_revoke: Option<i64>,
+    /// Set on a membership or alarm entry (no changes; `revision` is the current revision).
+    #[prost(message, optional, tag = "9")]
+    pub cluster: Option<LogClusterChange>,
+}
+
+/// One change to membership or alarms; exactly one field is set.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogClusterChange {
+    /// A member added (on a single-member Strata: always a learner).
+    #[prost(message, optional, tag = "1")]
+    pub member_add: Option<LogMember>,
+    /// The id of a member removed.
+    #[prost(uint64, optional, tag = "2")]
+    pub member_remove: Option<u64>,
+    /// A member's new peer URLs (and its unchanged learner flag).
+    #[prost(message, optional, tag = "3")]
+    pub member_update: Option<LogMember>,
+    #[prost(message, optional, tag = "4")]
+    pub alarm_activate: Option<LogAlarm>,
+    #[prost(message, optional, tag = "5")]
+    pub alarm_deactivate: Option<LogAlarm>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogMember {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(string, repeated, tag = "2")]
+    pub peer_urls: Vec<String>,
+    #[prost(bool, tag = "3")]
+    pub is_learner: bool,
+}
+
+/// An alarm: the member it was raised for and etcd's `AlarmType` number.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogAlarm {
+    #[prost(uint64, tag = "1")]
+    pub member_id: u64,
+    #[prost(int32, tag = "2")]
+    pub alarm: i32,
+}
+
+/// A granted lease: its id and the TTL it was granted with (already raised to the minimum).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogLeaseGrant {
+    #[prost(int64, tag = "1")]
+    pub id: i64,
+    #[prost(int64, tag = "2")]
+    pub ttl: i64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -69,6 +126,9 @@ impl LogEntry {
                 })
                 .collect(),
             compact_revision: None,
+            lease_grant: None,
+            lease_revoke: None,
+            cluster: None,
         }
     }
 

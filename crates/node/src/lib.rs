@@ -5,7 +5,8 @@
 //! Data flow of a write: a frontend calls [`Node::write`]; the request waits in a bounded queue;
 //! the writer drains a batch, evaluates each request in order against the newest state, appends
 //! one log record per changing request, makes the batch durable with one `fdatasync`, marks the
-//! store durable (readers now see the batch) and only then answers every request of the batch.
+//! store durable (readers now see the batch), hands its events to the watch hub (`watch.rs`) and
+//! only then answers every request of the batch.
 //!
 //! Invariants:
 //! - No reader sees a revision that is not durable: reads use [`strata_mvcc::Store::durable_revision`].
@@ -15,13 +16,18 @@
 //! - Only this crate and `strata-io` touch the data directory.
 
 mod entry;
+mod leases;
+mod maintenance;
 mod manifest;
+mod watch;
+mod watch_index;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use strata_io::{FileSystem, LockFile};
+use strata_lease::{LeaseError, Lessor};
 use strata_mvcc::{
     DeleteRangeRequest, DeleteRangeResponse, KvError, PutRequest, PutResponse, RangeRequest,
     RangeResponse, Store, TxnRequest, TxnResponse,
@@ -30,8 +36,18 @@ use strata_segment_log::{LogOptions, SegmentLog};
 use strata_types::{Hlc, NodeId, Revision};
 use tokio::sync::{mpsc, oneshot};
 
-pub use entry::{LogChange, LogChangeKind, LogEntry};
+pub use entry::{LogChange, LogChangeKind, LogEntry, LogLeaseGrant};
+pub use leases::{LEASE_EXPIRY_CHECK_INTERVAL_MILLIS, LEASE_REVOKES_PER_CHECK_MAX};
+pub use entry::{LogAlarm, LogClusterChange, LogMember};
+pub use maintenance::{
+    quota_bytes_from_flag, quota_cost_bytes, Alarm, AlarmAction, ClusterError, ClusterRequest, ClusterResponse, Member, ALARM_CORRUPT,
+    ALARM_NONE, ALARM_NOSPACE,
+};
 pub use manifest::{Manifest, MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION};
+pub use watch::{
+    WatchCreate, WatchError, WatchResponse, WatchStream, CATCH_UP_REVISIONS_MAX, WATCHER_BUFFER_RESPONSES_MAX, WATCH_ID_NONE,
+    WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT_MILLIS,
+};
 
 /// The version this binary reports to etcd clients (Status, `/version`). etcd clients gate
 /// features on it, so it names the etcd release whose API Strata serves.
@@ -56,6 +72,12 @@ pub struct NodeConfig {
     pub initial_cluster_token: String,
     pub advertise_peer_urls: Vec<String>,
     pub segment_bytes_max: u64,
+    /// etcd's `--quota-backend-bytes` (see [`quota_bytes_from_flag`]): writes that would take
+    /// `db_size` to it raise the NOSPACE alarm.
+    pub quota_backend_bytes: u64,
+    /// How often watchers that asked for progress notifications get one (etcd's
+    /// `--experimental-watch-progress-notify-interval`).
+    pub watch_progress_notify_interval: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -66,6 +88,8 @@ impl NodeConfig {
             initial_cluster_token: "etcd-cluster".to_string(),
             advertise_peer_urls: vec!["http://localhost:2380".to_string()],
             segment_bytes_max: LogOptions::default().segment_bytes_max,
+            quota_backend_bytes: strata_types::limits::QUOTA_BACKEND_BYTES_DEFAULT,
+            watch_progress_notify_interval: std::time::Duration::from_millis(WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT_MILLIS),
         }
     }
 }
@@ -77,6 +101,12 @@ pub enum WriteRequest {
     DeleteRange(DeleteRangeRequest),
     Txn(TxnRequest),
     Compact { revision: Revision, physical: bool },
+    /// etcd's LeaseGrant: `id` 0 lets the node choose; `ttl` in seconds.
+    LeaseGrant { id: i64, ttl: i64 },
+    /// etcd's LeaseRevoke: deletes the lease's keys in one revision.
+    LeaseRevoke { id: i64 },
+    /// A membership change or an alarm (de)activation (see `maintenance`).
+    Cluster(ClusterRequest),
 }
 
 #[derive(Clone, Debug)]
@@ -86,11 +116,22 @@ pub enum WriteResponse {
     Txn(TxnResponse),
     /// The header revision of a compaction.
     Compact(Revision),
+    /// The granted lease (its TTL raised to the minimum) and the header revision.
+    LeaseGrant { id: i64, ttl: i64, revision: Revision },
+    /// The header revision: after the lease's keys were deleted.
+    LeaseRevoke { revision: Revision },
+    Cluster(ClusterResponse),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeError {
     Kv(KvError),
+    Lease(LeaseError),
+    Cluster(ClusterError),
+    /// The NOSPACE alarm is active, or this write would take `db_size` to the quota.
+    NoSpace,
+    /// A CORRUPT alarm is active: writes are refused until it is disarmed.
+    Corrupt,
     /// The node is shutting down or its writer has stopped.
     Stopped,
     /// The log could not be written; the request was not applied.
@@ -103,10 +144,20 @@ impl From<KvError> for NodeError {
     }
 }
 
+impl From<LeaseError> for NodeError {
+    fn from(error: LeaseError) -> Self {
+        NodeError::Lease(error)
+    }
+}
+
 impl std::fmt::Display for NodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             NodeError::Kv(error) => error.fmt(f),
+            NodeError::Lease(error) => error.fmt(f),
+            NodeError::Cluster(error) => error.fmt(f),
+            NodeError::NoSpace => f.write_str("etcdserver: mvcc: database space exceeded"),
+            NodeError::Corrupt => f.write_str("etcdserver: corrupt cluster"),
             NodeError::Stopped => f.write_str("etcdserver: server stopped"),
             NodeError::Storage(message) => write!(f, "strata: storage error, the request was not applied: {message}"),
         }
@@ -140,6 +191,16 @@ pub(crate) struct Shared {
     pub(crate) store: RwLock<Store>,
     pub(crate) log_bytes: std::sync::atomic::AtomicU64,
     pub(crate) last_log_index: std::sync::atomic::AtomicU64,
+    /// The durable leases; the writer applies a batch's lease changes once the batch is durable.
+    pub(crate) lessor: std::sync::Mutex<Lessor>,
+    /// Lease expiry runs on this monotonic clock (milliseconds since the node opened).
+    pub(crate) lease_clock: std::time::Instant,
+    /// Woken when a durable batch changed leases (keep-alives of expired leases wait on it).
+    pub(crate) leases_changed: tokio::sync::Notify,
+    /// The watchers; the writer publishes each durable batch to it.
+    pub(crate) watches: Arc<watch::WatchHub>,
+    /// Membership, alarms and the quota; the writer publishes a batch's changes once durable.
+    pub(crate) cluster: maintenance::Cluster,
 }
 
 pub struct Node {
@@ -147,6 +208,8 @@ pub struct Node {
     manifest: Manifest,
     queue: mpsc::Sender<writer::Command>,
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    lease_expiry: std::sync::Mutex<Option<leases::ExpiryTask>>,
+    watch_catch_up: std::sync::Mutex<Option<watch::CatchUpTask>>,
     _lock: Option<LockFile>,
 }
 
@@ -180,6 +243,8 @@ impl Node {
         let mut hlc = Hlc::default();
         let mut sequence = 0u64;
         let node_id = manifest.node_id;
+        let mut lessor = Lessor::new(strata_lease::id_seed(node_id, wall_clock_millis()));
+        let mut cluster = maintenance::ClusterState::new(node_id, &config.name, &config.advertise_peer_urls);
         let mut replay = |index: u64, payload: &[u8]| -> Result<(), String> {
             use prost::Message;
             let entry = LogEntry::decode(payload).map_err(|error| format!("log record {index} does not decode: {error}"))?;
@@ -192,12 +257,20 @@ impl Node {
                 store.apply_compaction(revision);
                 return Ok(());
             }
-            let expected = store.current_revision() + 1;
+            if let Some(change) = &entry.cluster {
+                return cluster.replay(index, change);
+            }
+            let changes = entry.changes()?;
+            // A lease grant, or a revoke of a lease without keys, changes no key: no new revision.
+            let lease_only = leases::is_lease_only(&entry);
+            let expected = store.current_revision() + i64::from(!lease_only);
             if entry.revision != expected {
                 return Err(format!("log record {index} has revision {} where {expected} was expected", entry.revision));
             }
-            store.apply(entry.revision, &entry.changes()?, entry.stamp());
-            Ok(())
+            if !lease_only {
+                store.apply(entry.revision, &changes, entry.stamp());
+            }
+            leases::replay(&mut lessor, index, &entry)
         };
         let options = LogOptions {
             node_id,
@@ -211,11 +284,22 @@ impl Node {
         }
         store.mark_durable();
         while !store.compact_step(usize::MAX) {}
+        // Replay held every version at once; the space is counted as packed anew (see maintenance).
+        store.defragment();
 
+        let lease_clock = std::time::Instant::now();
+        // As etcd's new leader: every lease gets its full TTL again (expiry is not logged).
+        lessor.promote(0);
+        let watches = Arc::new(watch::WatchHub::new(store.durable_revision(), config.watch_progress_notify_interval));
         let shared = Arc::new(Shared {
             store: RwLock::new(store),
             log_bytes: log_bytes.into(),
             last_log_index: recovered.log.last_index().into(),
+            lessor: std::sync::Mutex::new(lessor),
+            lease_clock,
+            leases_changed: tokio::sync::Notify::new(),
+            watches,
+            cluster: maintenance::Cluster::new(cluster, config.quota_backend_bytes),
         });
         let (queue, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH_MAX);
         let writer = writer::Writer::new(shared.clone(), recovered.log, NodeId(node_id), hlc, sequence);
@@ -223,7 +307,19 @@ impl Node {
             .name("strata-writer".into())
             .spawn(move || writer.run(receiver))
             .map_err(|error| OpenError(format!("cannot start the writer thread: {error}")))?;
-        Ok(Node { shared, manifest, queue, writer: std::sync::Mutex::new(Some(handle)), _lock: lock })
+        let lease_expiry = leases::ExpiryTask::start(shared.clone(), queue.downgrade())
+            .map_err(|error| OpenError(format!("cannot start the lease expiry thread: {error}")))?;
+        let watch_catch_up =
+            watch::CatchUpTask::start(shared.clone()).map_err(|error| OpenError(format!("cannot start the watch catch-up thread: {error}")))?;
+        Ok(Node {
+            shared,
+            manifest,
+            queue,
+            writer: std::sync::Mutex::new(Some(handle)),
+            lease_expiry: std::sync::Mutex::new(Some(lease_expiry)),
+            watch_catch_up: std::sync::Mutex::new(Some(watch_catch_up)),
+            _lock: lock,
+        })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -240,6 +336,12 @@ impl Node {
 
     /// Sends a write to the writer and waits until it is durable (or failed).
     pub async fn write(&self, request: WriteRequest) -> Result<WriteResponse, NodeError> {
+        self.admit(&request).await?;
+        self.enqueue(request).await
+    }
+
+    /// Queues a write for the writer, past the quota check.
+    pub(crate) async fn enqueue(&self, request: WriteRequest) -> Result<WriteResponse, NodeError> {
         let (reply, response) = oneshot::channel();
         self.queue.send(writer::Command { request, reply }).await.map_err(|_| NodeError::Stopped)?;
         response.await.map_err(|_| NodeError::Stopped)?
@@ -274,6 +376,14 @@ impl Node {
 
     /// Stops taking writes, lets the writer finish what it has, and waits for it.
     pub async fn shutdown(&self) {
+        let lease_expiry = self.lease_expiry.lock().expect("lease expiry lock").take();
+        if let Some(lease_expiry) = lease_expiry {
+            lease_expiry.stop().await;
+        }
+        let watch_catch_up = self.watch_catch_up.lock().expect("watch catch-up lock").take();
+        if let Some(watch_catch_up) = watch_catch_up {
+            watch_catch_up.stop().await;
+        }
         let (reply, done) = oneshot::channel();
         if self.queue.send(writer::Command::shutdown(reply)).await.is_ok() {
             let _ = done.await;

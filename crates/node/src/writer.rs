@@ -1,18 +1,19 @@
 //! The writer: the one task that changes the store. It drains a batch from the bounded queue,
 //! evaluates each request in order (later requests see earlier ones), appends one log record per
 //! changing request, makes the batch durable with one `fdatasync` (group commit), publishes it to
-//! readers and answers the batch. Between batches it advances physical compaction in steps.
+//! readers and watchers and answers the batch. Between batches it advances physical compaction in steps.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prost::Message;
+use strata_lease::LeaseBatch;
 use strata_mvcc::{Change, Stamp};
 use strata_segment_log::SegmentLog;
 use strata_types::{Hlc, NodeId, Origin, Revision};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{LogEntry, NodeError, Shared, WriteRequest, WriteResponse, COMPACTION_STEP_KEYS_MAX, WRITE_BATCH_REQUESTS_MAX};
+use crate::{leases, LogEntry, LogLeaseGrant, NodeError, Shared, WriteRequest, WriteResponse, COMPACTION_STEP_KEYS_MAX, WRITE_BATCH_REQUESTS_MAX};
 
 type Reply = oneshot::Sender<Result<WriteResponse, NodeError>>;
 
@@ -112,17 +113,22 @@ impl Writer {
         let mut outcomes: Vec<(Reply, Result<WriteResponse, NodeError>, bool)> = Vec::with_capacity(batch.len());
         let mut appended_bytes = 0u64;
         let mut append_error = None;
+        // The batch's lease changes: seen by its later requests, applied to the lessor once durable.
+        let mut lease_batch = LeaseBatch::new();
+        // The batch's membership and alarm changes, published once durable.
+        let mut cluster_batch = crate::maintenance::ClusterBatch::default();
         {
             let mut store = self.shared.store.write().expect("store lock poisoned");
+            let mut lessor = self.shared.lessor();
             for Command { request, reply } in batch {
                 if append_error.is_some() {
                     outcomes.push((reply, Err(NodeError::Stopped), false));
                     continue;
                 }
                 let stamp = self.next_stamp();
-                let no_lease = |_: i64| false;
+                let lease_exists = |id: i64| lease_batch.exists(&lessor, id);
                 let (result, entry) = match &request {
-                    WriteRequest::Put(put) => match store.put(put, stamp, &no_lease) {
+                    WriteRequest::Put(put) => match store.put(put, stamp, &lease_exists) {
                         Ok((response, changes)) => (Ok(WriteResponse::Put(response)), self.entry(&store, stamp, &changes)),
                         Err(error) => (Err(error.into()), None),
                     },
@@ -130,7 +136,7 @@ impl Writer {
                         let (response, changes) = store.delete_range(delete, stamp);
                         (Ok(WriteResponse::DeleteRange(response)), self.entry(&store, stamp, &changes))
                     }
-                    WriteRequest::Txn(txn) => match store.txn(txn, stamp, &no_lease) {
+                    WriteRequest::Txn(txn) => match store.txn(txn, stamp, &lease_exists) {
                         Ok((response, changes)) => (Ok(WriteResponse::Txn(response)), self.entry(&store, stamp, &changes)),
                         Err(error) => (Err(error.into()), None),
                     },
@@ -145,7 +151,29 @@ impl Writer {
                         }
                         Err(error) => (Err(error.into()), None),
                     },
+                    WriteRequest::LeaseGrant { id, ttl } => match lease_batch.grant(&mut lessor, *id, *ttl) {
+                        Ok(granted) => {
+                            let revision = store.current_revision();
+                            let grant = LogLeaseGrant { id: granted.id, ttl: granted.ttl_seconds };
+                            let entry = LogEntry { lease_grant: Some(grant), ..LogEntry::from_changes(revision, stamp, &[]) };
+                            (Ok(WriteResponse::LeaseGrant { id: granted.id, ttl: granted.ttl_seconds, revision }), Some(entry))
+                        }
+                        Err(error) => (Err(error.into()), None),
+                    },
+                    WriteRequest::LeaseRevoke { id } => match lease_batch.revoke(&lessor, *id) {
+                        Ok(keys) => {
+                            let changes = leases::delete_keys(&mut store, keys, stamp);
+                            let revision = store.current_revision();
+                            let entry = LogEntry { lease_revoke: Some(*id), ..LogEntry::from_changes(revision, stamp, &changes) };
+                            (Ok(WriteResponse::LeaseRevoke { revision }), Some(entry))
+                        }
+                        Err(error) => (Err(error.into()), None),
+                    },
+                    WriteRequest::Cluster(request) => cluster_batch.evaluate(&self.shared, store.current_revision(), stamp, request),
                 };
+                if let Some(entry) = &entry {
+                    leases::record_attachments(&mut lease_batch, &lessor, entry);
+                }
                 let mut logged = false;
                 if let Some(entry) = entry {
                     self.sequence += 1;
@@ -173,7 +201,17 @@ impl Writer {
         match synced {
             Ok(()) => {
                 store.mark_durable();
+                cluster_batch.publish(&self.shared);
+                let leases_changed = !lease_batch.is_empty();
+                if leases_changed {
+                    self.shared.lessor().apply(lease_batch, self.shared.lease_now_millis());
+                }
                 drop(store);
+                if leases_changed {
+                    self.shared.leases_changed.notify_waiters();
+                }
+                // Watchers get the batch before its clients get their answers.
+                self.shared.watches.publish(&self.shared.store);
                 self.shared.log_bytes.fetch_add(appended_bytes, Ordering::Relaxed);
                 self.shared.last_log_index.store(self.log.last_index(), Ordering::Relaxed);
                 for (reply, result, wait_for_physical) in outcomes {

@@ -200,3 +200,36 @@ pub async fn connect(endpoint: &str) -> Clients {
         cluster: pb::cluster_client::ClusterClient::new(channel),
     }
 }
+
+/// [`start_etcd`] with extra flags (e.g. `--quota-backend-bytes=53248`) after the usual ones.
+pub fn start_etcd_with_args(binary: &Path, data_dir: &Path, extra_args: &[&str]) -> ServerProcess {
+    let (client_port, peer_port) = (free_port(), free_port());
+    let endpoint = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let mut command = Command::new(binary);
+    command
+        .arg("--name")
+        .arg("diff")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--listen-client-urls")
+        .arg(&endpoint)
+        .arg("--advertise-client-urls")
+        .arg(&endpoint)
+        .arg("--listen-peer-urls")
+        .arg(&peer)
+        .arg("--initial-advertise-peer-urls")
+        .arg(&peer)
+        .arg("--initial-cluster")
+        .arg(format!("diff={peer}"))
+        .args(extra_args);
+    spawn_and_wait(command, endpoint, data_dir)
+}
+
+/// A Lease client for one endpoint.
+pub async fn connect_lease(endpoint: &str) -> pb::lease_client::LeaseClient<Channel> {
+    let channel = Channel::from_shared(endpoint.to_string()).expect("endpoint").connect().await.expect("connect");
+    pb::lease_client::LeaseClient::new(channel)
+}
+
+pub mod watch;
