@@ -1,6 +1,6 @@
 //! Hostile input: garbage on the client port (raw bytes, a broken HTTP/2 connection, a broken
-//! HTTP/1 request), malformed protobuf inside a well-formed gRPC call, a huge range and an invalid
-//! revision. Each gets an error or a closed connection; the node stays up and loses nothing.
+//! HTTP/1 request), malformed protobuf inside a well-formed gRPC call, a huge range, invalid
+//! revisions and a watch-create flood. Each gets an error or a closed connection; the node stays up and loses nothing.
 
 mod support;
 
@@ -81,10 +81,24 @@ fn garbage_and_hostile_requests_leave_the_node_serving() {
         let response = clients.kv.range(pb::RangeRequest { revision: i64::MIN, ..everything }).await.unwrap().into_inner();
         assert_eq!(response.count, 200, "a negative revision reads the current one, as in etcd");
 
+        // A watch-create flood: 20,000 creates on one stream as fast as they can be sent, while
+        // writing; then the stream goes away. The node keeps serving.
+        let channel = tonic::transport::Channel::from_shared(server.endpoint.clone()).unwrap().connect().await.unwrap();
+        let flood = support::watch::RecordedStream::open(channel, support::watch::create("flood/0", b"", 0)).await;
+        for index in 1..20_000 {
+            flood.create(support::watch::create(&format!("flood/{index}"), b"", 0));
+        }
+        for index in 0..50 {
+            clients.kv.put(pb::PutRequest { key: format!("flood/{index}").into_bytes(), value: b"w".to_vec(), ..Default::default() }).await.unwrap();
+        }
+        let created_all = flood.wait_until(Duration::from_secs(60), |responses| responses.iter().filter(|response| response.created).count() >= 20_000).await;
+        assert!(created_all, "every create of the flood is answered");
+        drop(flood);
+
         // Still serving, nothing lost.
         clients.kv.put(pb::PutRequest { key: b"after".to_vec(), value: b"ok".to_vec(), ..Default::default() }).await.unwrap();
         let all = clients.kv.range(pb::RangeRequest { key: vec![0], range_end: vec![0], count_only: true, ..Default::default() }).await.unwrap();
-        assert_eq!(all.into_inner().count, 201);
+        assert_eq!(all.into_inner().count, 251);
     });
 }
 
