@@ -97,6 +97,25 @@ fn main() {
         black_box(store.range(&request, current).expect("range"));
     }));
 
+    // Watch matching: which of 10,000 watchers (half single keys, half prefixes) a key concerns.
+    let mut index = strata_node::watch_index::IntervalIndex::default();
+    for watcher in 0..10_000u64 {
+        if watcher % 2 == 0 {
+            index.insert(&key(watcher), b"", watcher);
+        } else {
+            let prefix = format!("/registry/pods/default/pod-{:05}", watcher % 1000).into_bytes();
+            let mut end = prefix.clone();
+            *end.last_mut().expect("non-empty") += 1;
+            index.insert(&prefix, &end, watcher);
+        }
+    }
+    let mut matches = Vec::new();
+    results.push(measure("watch matching, 10k watchers", 1_000_000, |index_number| {
+        matches.clear();
+        index.matches(&key((index_number * 7919) % 20_000), &mut matches);
+        black_box(&matches);
+    }));
+
     let fields: Vec<String> = results.iter().map(|(name, nanos)| format!("\"{name}\":{nanos:.1}")).collect();
     println!("{{\"benchmark\":\"hot_paths\",\"ns_per_op\":{{{}}}}}", fields.join(","));
 }

@@ -10,6 +10,9 @@
 //! invalid). A connection is one client, and a client sends one authority, so deciding on the
 //! first block is enough.
 //!
+//! It works on the plaintext of a connection: over a bare TCP stream for `http://` client URLs,
+//! over the decrypted TLS stream for `https://` ones (it is generic over the inner stream).
+//!
 //! Invariant: bytes are handed on only in whole frames while inspecting or rewriting, in order;
 //! anything that does not parse as HTTP/2 is passed through for the server to judge.
 
@@ -18,7 +21,6 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FRAME_HEADER_BYTES: usize = 9;
@@ -43,8 +45,8 @@ enum Mode {
     Passthrough,
 }
 
-pub struct AuthorityStream {
-    inner: TcpStream,
+pub struct AuthorityStream<S> {
+    inner: S,
     mode: Mode,
     preface_checked: bool,
     /// Bytes read from the client and not yet handed on.
@@ -60,8 +62,8 @@ pub struct AuthorityStream {
     client_closed: bool,
 }
 
-impl AuthorityStream {
-    pub fn new(inner: TcpStream) -> AuthorityStream {
+impl<S> AuthorityStream<S> {
+    pub fn new(inner: S) -> AuthorityStream<S> {
         AuthorityStream {
             inner,
             mode: Mode::Inspecting,
@@ -226,7 +228,7 @@ fn repair_authority(value: &[u8]) -> Option<Vec<u8>> {
     authority_is_valid(host.as_bytes()).then(|| host.as_bytes().to_vec())
 }
 
-impl AsyncRead for AuthorityStream {
+impl<S: AsyncRead + Unpin> AsyncRead for AuthorityStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, context: &mut Context<'_>, buffer: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
@@ -265,7 +267,7 @@ impl AsyncRead for AuthorityStream {
     }
 }
 
-impl AsyncWrite for AuthorityStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityStream<S> {
     fn poll_write(mut self: Pin<&mut Self>, context: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(context, bytes)
     }
@@ -287,8 +289,8 @@ impl AsyncWrite for AuthorityStream {
     }
 }
 
-impl tonic::transport::server::Connected for AuthorityStream {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+impl<S: tonic::transport::server::Connected> tonic::transport::server::Connected for AuthorityStream<S> {
+    type ConnectInfo = S::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.inner.connect_info()

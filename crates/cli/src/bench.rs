@@ -37,6 +37,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         BenchWorkload::TxnPut { key_space_size, val_size } => Workload::TxnPut { key_space_size, value_size: val_size },
         BenchWorkload::WatchLatency { watchers, streams, val_size } => Workload::WatchLatency { watchers, streams, value_size: val_size },
         BenchWorkload::Mixed { key_space_size, val_size, list_limit } => Workload::Mixed { key_space_size, value_size: val_size, list_limit },
+        BenchWorkload::Restart(restart) => return crate::bench_restart::run(&args.etcd_binary, &restart),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|error| error.to_string())?;
     runtime.block_on(async {

@@ -20,6 +20,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Load-generate against any etcd v3 endpoint (Strata or etcd), or compare the two side by side.
     Bench(BenchArgs),
+    /// Save a running node's snapshot, restore one into a new data directory, or inspect one.
+    Snapshot(crate::snapshot::SnapshotArgs),
 }
 
 /// `strata bench`: etcd benchmark's flag names.
@@ -99,6 +101,8 @@ pub enum BenchWorkload {
         #[arg(long, default_value_t = 32)]
         val_size: usize,
     },
+    /// Restart time with snapshots, without (full replay) and of etcd, and put latency during a snapshot.
+    Restart(crate::bench_restart::RestartArgs),
     /// 70% lists (limit --list-limit over a prefix), 30% optimistic updates.
     Mixed {
         #[arg(long, default_value_t = 1000)]
@@ -200,6 +204,33 @@ impl std::str::FromStr for GoDuration {
     }
 }
 
+/// etcd's `--auto-compaction-mode` and `--auto-compaction-retention` (embed's
+/// `parseCompactionRetention`): a whole number is hours in periodic mode and revisions in revision
+/// mode, anything else a Go duration; retention 0 disables automatic compaction.
+pub fn auto_compaction(mode: &str, retention: &str) -> Result<Option<strata_node::AutoCompaction>, String> {
+    use strata_node::AutoCompaction;
+    if !matches!(mode, "periodic" | "revision" | "") {
+        return Err(format!("unknown auto-compaction-mode {mode:?}"));
+    }
+    let amount = match retention.parse::<i64>() {
+        Ok(whole) if whole >= 0 => match mode {
+            "revision" => whole as u128,
+            _ => whole as u128 * 3600 * 1_000_000_000,
+        },
+        _ => retention.parse::<GoDuration>().map_err(|error| format!("error parsing CompactionRetention: {error}"))?.0.as_nanos(),
+    };
+    if amount == 0 || mode.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(match mode {
+        "revision" => AutoCompaction::Revision {
+            retention: i64::try_from(amount).unwrap_or(i64::MAX),
+            check_interval_millis: strata_node::REVISION_CHECK_INTERVAL_MILLIS,
+        },
+        _ => AutoCompaction::Periodic { period_millis: u64::try_from(amount / 1_000_000).unwrap_or(u64::MAX).max(1) },
+    }))
+}
+
 fn flag_name(field: &str) -> String {
     format!("--{}", field.replace('_', "-"))
 }
@@ -234,32 +265,63 @@ serve_args! {
         log_segment_bytes: u64 = "67108864", "STRATA_LOG_SEGMENT_BYTES";
         /// Raise the NOSPACE alarm when the backend size would exceed this (0: 2 GiB; negative: no quota).
         quota_backend_bytes: i64 = "0", "ETCD_QUOTA_BACKEND_BYTES";
+        /// Number of log entries that trigger a snapshot to disk (etcd 3.6's default; 0: no automatic snapshots).
+        snapshot_count: u64 = "10000", "ETCD_SNAPSHOT_COUNT";
+        /// Maximum number of snapshots to retain (0 is unlimited); log segments they all cover are deleted.
+        max_snapshots: u64 = "5", "ETCD_MAX_SNAPSHOTS";
+        /// Interpret --auto-compaction-retention as hours or a duration ("periodic") or as revisions ("revision").
+        auto_compaction_mode: String = "periodic", "ETCD_AUTO_COMPACTION_MODE";
+        /// Auto compaction retention: hours or a Go duration (periodic), a revision count (revision); 0 disables.
+        auto_compaction_retention: String = "0", "ETCD_AUTO_COMPACTION_RETENTION";
+        /// Strata's own: a snapshot also after this many log bytes since the last one (0: only --snapshot-count).
+        snapshot_log_bytes: u64 = "268435456", "STRATA_SNAPSHOT_LOG_BYTES";
+        /// Strata's own: incremental snapshots between two full ones (0: always full).
+        snapshot_increments: u64 = "16", "STRATA_SNAPSHOT_INCREMENTS";
+        /// Auth tokens: simple, or jwt,pub-key=PATH,priv-key=PATH,sign-method=METHOD[,ttl=DURATION].
+        auth_token: String = "simple", "ETCD_AUTH_TOKEN";
+        /// Seconds a simple token lives after its last use.
+        auth_token_ttl: u64 = "300", "ETCD_AUTH_TOKEN_TTL";
+        /// The bcrypt cost of auth password hashes (4 to 31).
+        bcrypt_cost: u32 = "10", "ETCD_BCRYPT_COST";
         /// How often watchers that asked for progress notifications get one (a Go duration).
         experimental_watch_progress_notify_interval: GoDuration = "10m", "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL";
+        /// Path to the client server TLS cert file (for https:// client URLs).
+        cert_file: String = "", "ETCD_CERT_FILE";
+        /// Path to the client server TLS key file.
+        key_file: String = "", "ETCD_KEY_FILE";
+        /// Path to the client server TLS trusted CA cert file; clients must present a certificate it signed.
+        trusted_ca_file: String = "", "ETCD_TRUSTED_CA_FILE";
+        /// Path to the client certificate revocation list file (PEM or DER).
+        client_crl_file: String = "", "ETCD_CLIENT_CRL_FILE";
+        /// Comma-separated TLS 1.2 cipher suites, by etcd's (Go's) names (empty: the defaults).
+        cipher_suites: String = "", "ETCD_CIPHER_SUITES";
+        /// Peer TLS cert file (validated; kept for replication).
+        peer_cert_file: String = "", "ETCD_PEER_CERT_FILE";
+        /// Peer TLS key file (validated; kept for replication).
+        peer_key_file: String = "", "ETCD_PEER_KEY_FILE";
+        /// Peer TLS trusted CA file (validated; kept for replication).
+        peer_trusted_ca_file: String = "", "ETCD_PEER_TRUSTED_CA_FILE";
+        /// Peer certificate revocation list file (validated; kept for replication).
+        peer_crl_file: String = "", "ETCD_PEER_CRL_FILE";
+        /// URLs to listen on for the /metrics and /health endpoints (comma-separated).
+        listen_metrics_urls: String = "", "ETCD_LISTEN_METRICS_URLS";
     }
     bools_used {
+        /// Require a client certificate signed by --trusted-ca-file.
+        client_cert_auth = "false", "ETCD_CLIENT_CERT_AUTH";
+        /// Serve https:// client URLs with a self-signed certificate generated at start.
+        auto_tls = "false", "ETCD_AUTO_TLS";
+        /// Peer client certificate authentication (validated; kept for replication).
+        peer_client_cert_auth = "false", "ETCD_PEER_CLIENT_CERT_AUTH";
+        /// Peer TLS with generated certificates (validated; kept for replication).
+        peer_auto_tls = "false", "ETCD_PEER_AUTO_TLS";
     }
     ignored {
-        snapshot_count, "ETCD_SNAPSHOT_COUNT";
-        auto_compaction_mode, "ETCD_AUTO_COMPACTION_MODE";
-        auto_compaction_retention, "ETCD_AUTO_COMPACTION_RETENTION";
         heartbeat_interval, "ETCD_HEARTBEAT_INTERVAL";
         election_timeout, "ETCD_ELECTION_TIMEOUT";
-        peer_cert_file, "ETCD_PEER_CERT_FILE";
-        peer_key_file, "ETCD_PEER_KEY_FILE";
-        peer_trusted_ca_file, "ETCD_PEER_TRUSTED_CA_FILE";
-        peer_crl_file, "ETCD_PEER_CRL_FILE";
-        auth_token, "ETCD_AUTH_TOKEN";
         logger, "ETCD_LOGGER";
         log_outputs, "ETCD_LOG_OUTPUTS";
         wal_dir, "ETCD_WAL_DIR";
-        listen_metrics_urls, "ETCD_LISTEN_METRICS_URLS";
-        cert_file, "ETCD_CERT_FILE";
-        key_file, "ETCD_KEY_FILE";
-        trusted_ca_file, "ETCD_TRUSTED_CA_FILE";
-        client_crl_file, "ETCD_CLIENT_CRL_FILE";
-        cipher_suites, "ETCD_CIPHER_SUITES";
-        max_snapshots, "ETCD_MAX_SNAPSHOTS";
         max_wals, "ETCD_MAX_WALS";
         discovery, "ETCD_DISCOVERY";
         discovery_srv, "ETCD_DISCOVERY_SRV";
@@ -275,10 +337,6 @@ serve_args! {
     }
     ignored_bools {
         strict_reconfig_check, "ETCD_STRICT_RECONFIG_CHECK";
-        peer_auto_tls, "ETCD_PEER_AUTO_TLS";
-        peer_client_cert_auth, "ETCD_PEER_CLIENT_CERT_AUTH";
-        client_cert_auth, "ETCD_CLIENT_CERT_AUTH";
-        auto_tls, "ETCD_AUTO_TLS";
         experimental_initial_corrupt_check, "ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK";
         experimental_enable_lease_checkpoint, "ETCD_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT";
         experimental_compact_hash_check_enabled, "ETCD_EXPERIMENTAL_COMPACT_HASH_CHECK_ENABLED";
@@ -332,6 +390,7 @@ mod tests {
         Cli::try_parse_from(arguments).map(|cli| match cli.command {
             Some(Command::Serve(serve)) => serve,
             Some(Command::Bench(_)) => panic!("parsed as bench"),
+            Some(Command::Snapshot(_)) => panic!("parsed as snapshot"),
             None => cli.serve,
         })
     }
@@ -354,9 +413,11 @@ mod tests {
 
     #[test]
     fn go_style_booleans_take_no_value_or_an_equals_value() {
-        let args = parse(&["strata", "--strict-reconfig-check", "--peer-auto-tls=false"]).unwrap();
-        assert_eq!((args.strict_reconfig_check, args.peer_auto_tls), (Some(true), Some(false)));
-        assert_eq!(args.ignored_flags_given(), vec!["--strict-reconfig-check", "--peer-auto-tls"]);
+        let args = parse(&["strata", "--strict-reconfig-check", "--enable-pprof=false"]).unwrap();
+        assert_eq!((args.strict_reconfig_check, args.enable_pprof), (Some(true), Some(false)));
+        assert_eq!(args.ignored_flags_given(), vec!["--strict-reconfig-check", "--enable-pprof"]);
+        let args = parse(&["strata", "--client-cert-auth", "--auto-tls=false", "--peer-auto-tls=true"]).unwrap();
+        assert_eq!((args.client_cert_auth, args.auto_tls, args.peer_auto_tls, args.peer_client_cert_auth), (true, false, true, false));
     }
 
     #[test]
@@ -392,6 +453,33 @@ mod tests {
         assert_eq!(parse(&["strata", "--quota-backend-bytes=53248"]).unwrap().quota_backend_bytes, 53248);
         assert_eq!(parse(&["strata", "--quota-backend-bytes=-1"]).unwrap().quota_backend_bytes, -1);
         assert!(parse(&["strata", "--quota-backend-bytes=53248"]).unwrap().ignored_flags_given().is_empty());
+    }
+
+    #[test]
+    fn auth_flags_are_etcds_with_etcds_defaults() {
+        let args = parse(&["strata"]).unwrap();
+        assert_eq!((args.auth_token.as_str(), args.auth_token_ttl, args.bcrypt_cost), ("simple", 300, 10));
+        let args = parse(&["strata", "--auth-token=jwt,sign-method=RS256,priv-key=k", "--auth-token-ttl", "5", "-bcrypt-cost=4"]).unwrap();
+        assert_eq!((args.auth_token.as_str(), args.auth_token_ttl, args.bcrypt_cost), ("jwt,sign-method=RS256,priv-key=k", 5, 4));
+        assert!(args.ignored_flags_given().is_empty());
+    }
+
+    #[test]
+    fn snapshot_and_compaction_flags_are_etcds_with_etcd_3_6s_defaults() {
+        use strata_node::AutoCompaction;
+        let args = parse(&["strata"]).unwrap();
+        assert_eq!((args.snapshot_count, args.max_snapshots, args.auto_compaction_mode.as_str(), args.auto_compaction_retention.as_str()), (10_000, 5, "periodic", "0"));
+        let args = parse(&["strata", "--snapshot-count=100", "--max-snapshots", "2", "--auto-compaction-mode=revision", "--auto-compaction-retention=1000"]).unwrap();
+        assert_eq!((args.snapshot_count, args.max_snapshots), (100, 2));
+        assert!(args.ignored_flags_given().is_empty());
+        assert_eq!(auto_compaction("periodic", "0"), Ok(None));
+        assert_eq!(auto_compaction("periodic", "1"), Ok(Some(AutoCompaction::Periodic { period_millis: 3_600_000 })));
+        assert_eq!(auto_compaction("periodic", "30m"), Ok(Some(AutoCompaction::Periodic { period_millis: 1_800_000 })));
+        assert_eq!(auto_compaction("revision", "1000"), Ok(Some(AutoCompaction::Revision { retention: 1000, check_interval_millis: 300_000 })));
+        assert_eq!(auto_compaction("daily", "1"), Err("unknown auto-compaction-mode \"daily\"".to_string()));
+        assert!(auto_compaction("periodic", "soon").unwrap_err().contains("error parsing CompactionRetention"));
+        let cli = Cli::try_parse_from(["strata", "snapshot", "save", "backup.snap", "--endpoints", "127.0.0.1:2379"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Snapshot(_))));
     }
 
     #[test]

@@ -3,8 +3,12 @@
 
 mod authority;
 mod bench;
+mod bench_restart;
 mod flags;
+mod metrics;
 mod serve;
+mod snapshot;
+mod tls;
 
 use clap::Parser;
 
@@ -14,6 +18,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Some(flags::Command::Serve(serve)) => serve::run(serve),
         Some(flags::Command::Bench(bench)) => bench::run(bench),
+        Some(flags::Command::Snapshot(snapshot)) => snapshot::run(snapshot),
         None => serve::run(cli.serve),
     };
     match result {

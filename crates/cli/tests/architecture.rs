@@ -7,7 +7,7 @@ use std::path::Path;
 /// Layers from the bottom; a crate may depend on crates of lower layers only.
 const LAYERS: &[&[&str]] = &[
     &["strata-types", "strata-io"],
-    &["strata-segment-log", "strata-mvcc", "strata-lease"],
+    &["strata-segment-log", "strata-snapshot", "strata-mvcc", "strata-lease", "strata-auth"],
     &["strata-node"],
     &["strata-etcd-api"],
     &["strata-bench"],

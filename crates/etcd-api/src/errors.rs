@@ -1,6 +1,7 @@
 //! The error table: every client-visible error with etcd's gRPC code and exact message, as
 //! etcd's `rpctypes` defines them. Clients match these strings, so they are kept verbatim.
 
+use strata_auth::AuthError;
 use strata_lease::LeaseError;
 use strata_mvcc::KvError;
 use strata_node::{ClusterError, NodeError, WatchError};
@@ -53,12 +54,75 @@ pub fn lease_error(error: LeaseError) -> (Code, &'static str) {
     }
 }
 
-/// The `cancel_reason` of a refused watch create, in etcd's (its mvcc package's) words.
+/// The `cancel_reason` of a refused watch create, in etcd's (its mvcc package's) words; an auth
+/// refusal as etcd's watch server words it: the gRPC error's Go text.
 pub fn watch_cancel_reason(error: WatchError) -> &'static str {
     match error {
         WatchError::DuplicateId => "mvcc: duplicate watch ID provided on the WatchStream",
         WatchError::EmptyRange => "mvcc: watcher range is empty",
+        WatchError::Auth(error) => auth_watch_cancel_reason(error),
     }
+}
+
+/// `rpc error: code = … desc = …` of each auth error, as Go prints etcd's gRPC error.
+fn auth_watch_cancel_reason(error: AuthError) -> &'static str {
+    match error {
+        AuthError::RootUserNotExist => "rpc error: code = FailedPrecondition desc = etcdserver: root user does not exist",
+        AuthError::RootRoleNotExist => "rpc error: code = FailedPrecondition desc = etcdserver: root user does not have root role",
+        AuthError::UserAlreadyExists => "rpc error: code = FailedPrecondition desc = etcdserver: user name already exists",
+        AuthError::UserEmpty => "rpc error: code = InvalidArgument desc = etcdserver: user name is empty",
+        AuthError::UserNotFound => "rpc error: code = FailedPrecondition desc = etcdserver: user name not found",
+        AuthError::RoleAlreadyExists => "rpc error: code = FailedPrecondition desc = etcdserver: role name already exists",
+        AuthError::RoleNotFound => "rpc error: code = FailedPrecondition desc = etcdserver: role name not found",
+        AuthError::RoleEmpty => "rpc error: code = InvalidArgument desc = etcdserver: role name is empty",
+        AuthError::PermissionNotGiven => "rpc error: code = InvalidArgument desc = etcdserver: permission not given",
+        AuthError::AuthFailed => "rpc error: code = InvalidArgument desc = etcdserver: authentication failed, invalid user ID or password",
+        AuthError::NoPasswordUser => "auth: authentication failed, password was given for no password user",
+        AuthError::PermissionDenied => "rpc error: code = PermissionDenied desc = etcdserver: permission denied",
+        AuthError::RoleNotGranted => "rpc error: code = FailedPrecondition desc = etcdserver: role is not granted to the user",
+        AuthError::PermissionNotGranted => "rpc error: code = FailedPrecondition desc = etcdserver: permission is not granted to the role",
+        AuthError::AuthNotEnabled => "rpc error: code = FailedPrecondition desc = etcdserver: authentication is not enabled",
+        AuthError::OldRevision => "rpc error: code = InvalidArgument desc = etcdserver: revision of auth store is old",
+        AuthError::InvalidAuthToken => "rpc error: code = Unauthenticated desc = etcdserver: invalid auth token",
+        AuthError::InvalidAuthManagement => "rpc error: code = InvalidArgument desc = etcdserver: invalid auth management",
+        AuthError::VerifyOnly => "auth: token signing attempted with verify-only key",
+    }
+}
+
+/// The gRPC code and message etcd uses for each auth error (its `rpctypes`). The two errors
+/// etcd's table lacks reach clients with code `Unknown` and the auth package's words.
+pub fn auth_error(error: AuthError) -> (Code, &'static str) {
+    match error {
+        AuthError::RootUserNotExist => (Code::FailedPrecondition, "etcdserver: root user does not exist"),
+        AuthError::RootRoleNotExist => (Code::FailedPrecondition, "etcdserver: root user does not have root role"),
+        AuthError::UserAlreadyExists => (Code::FailedPrecondition, "etcdserver: user name already exists"),
+        AuthError::UserEmpty => (Code::InvalidArgument, "etcdserver: user name is empty"),
+        AuthError::UserNotFound => (Code::FailedPrecondition, "etcdserver: user name not found"),
+        AuthError::RoleAlreadyExists => (Code::FailedPrecondition, "etcdserver: role name already exists"),
+        AuthError::RoleNotFound => (Code::FailedPrecondition, "etcdserver: role name not found"),
+        AuthError::RoleEmpty => (Code::InvalidArgument, "etcdserver: role name is empty"),
+        AuthError::PermissionNotGiven => (Code::InvalidArgument, "etcdserver: permission not given"),
+        AuthError::AuthFailed => (Code::InvalidArgument, "etcdserver: authentication failed, invalid user ID or password"),
+        AuthError::PermissionDenied => (Code::PermissionDenied, "etcdserver: permission denied"),
+        AuthError::RoleNotGranted => (Code::FailedPrecondition, "etcdserver: role is not granted to the user"),
+        AuthError::PermissionNotGranted => (Code::FailedPrecondition, "etcdserver: permission is not granted to the role"),
+        AuthError::AuthNotEnabled => (Code::FailedPrecondition, "etcdserver: authentication is not enabled"),
+        AuthError::OldRevision => (Code::InvalidArgument, "etcdserver: revision of auth store is old"),
+        AuthError::InvalidAuthToken => (Code::Unauthenticated, "etcdserver: invalid auth token"),
+        AuthError::InvalidAuthManagement => (Code::InvalidArgument, "etcdserver: invalid auth management"),
+        AuthError::NoPasswordUser | AuthError::VerifyOnly => (Code::Unknown, error.message()),
+    }
+}
+
+pub fn auth_status(error: AuthError) -> Status {
+    let (code, message) = auth_error(error);
+    Status::new(code, message)
+}
+
+/// An auth error as etcd's maintenance service returns it: not mapped to its gRPC table, so
+/// clients see code `Unknown` and the auth package's words (`auth: permission denied`).
+pub fn auth_status_unmapped(error: AuthError) -> Status {
+    Status::new(Code::Unknown, error.message())
 }
 
 /// The gRPC code and message etcd uses for each membership and maintenance error. etcd 3.4 and
@@ -119,6 +183,7 @@ pub fn node_status(error: NodeError) -> Status {
         NodeError::Kv(error) => kv_status(error),
         NodeError::Lease(error) => lease_status(error),
         NodeError::Cluster(error) => cluster_status(error),
+        NodeError::Auth(error) => auth_status(error),
         NodeError::NoSpace => Status::new(Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded"),
         NodeError::Corrupt => Status::new(Code::DataLoss, "etcdserver: corrupt cluster"),
         NodeError::Stopped => Status::new(Code::Unavailable, "etcdserver: server stopped"),
@@ -187,6 +252,28 @@ mod tests {
             let status = lease_status(error);
             assert_eq!((status.code(), status.message()), (code, message));
             assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn auth_errors_match_etcd_rpctypes() {
+        // Codes and messages as etcd 3.4 answers them (see the auth differential test).
+        for (error, code, message) in [
+            (AuthError::UserEmpty, Code::InvalidArgument, "etcdserver: user name is empty"),
+            (AuthError::PermissionDenied, Code::PermissionDenied, "etcdserver: permission denied"),
+            (AuthError::InvalidAuthToken, Code::Unauthenticated, "etcdserver: invalid auth token"),
+            (AuthError::RootUserNotExist, Code::FailedPrecondition, "etcdserver: root user does not exist"),
+            (AuthError::NoPasswordUser, Code::Unknown, "auth: authentication failed, password was given for no password user"),
+        ] {
+            let status = auth_status(error);
+            assert_eq!((status.code(), status.message()), (code, message));
+        }
+        let unmapped = auth_status_unmapped(AuthError::PermissionDenied);
+        assert_eq!((unmapped.code(), unmapped.message()), (Code::Unknown, "auth: permission denied"));
+        // A watch refused by auth names the gRPC error as Go prints it.
+        for error in [AuthError::PermissionDenied, AuthError::UserEmpty, AuthError::InvalidAuthToken, AuthError::OldRevision] {
+            let (code, message) = auth_error(error);
+            assert_eq!(watch_cancel_reason(WatchError::Auth(error)), format!("rpc error: code = {code:?} desc = {message}"));
         }
     }
 

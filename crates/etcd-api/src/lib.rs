@@ -5,11 +5,13 @@
 //! - [`errors`]: the one table from Strata's errors to etcd's gRPC codes and exact messages.
 //! - [`convert`]: etcd's messages to and from the store's own request types.
 //! - [`services`]: the six etcd services on top of a [`strata_node::Node`].
+//! - [`gateway`]: etcd's HTTP/JSON gateway (`POST /v3/kv/range`, …) over the same services.
 //!
 //! Invariant: a request is validated here exactly as etcd's `v3rpc` layer validates it, before it
 //! reaches the node; every error a client sees comes from [`errors`].
 
 pub mod convert;
 pub mod errors;
+pub mod gateway;
 pub mod pb;
 pub mod services;

@@ -14,16 +14,18 @@
 //!   store indexes which keys changed at each revision not yet compacted, so watch events can be
 //!   read back in etcd's order ([`Store::events`]).
 
+mod auto_compaction;
 mod event;
 mod request;
 mod space;
 mod store;
 mod validate;
 
+pub use auto_compaction::{AutoCompaction, AutoCompactor, PERIODIC_COMPACT_INTERVAL_MAX_MILLIS, PERIODIC_RETRY_DIVISOR, REVISION_CHECK_INTERVAL_MILLIS};
 pub use event::{range_contains, Event, EventKind};
 pub use request::*;
 pub use space::{version_footprint_bytes, SpaceUsage};
-pub use store::{Change, ChangeKind, KvHash, Stamp, Store};
+pub use store::{Change, ChangeKind, KeyImage, KvHash, Stamp, Store, VersionImage, SUB_REVISION_MAX};
 pub use validate::{validate_delete_range, validate_put, validate_range, validate_txn};
 
 /// Errors of KV requests. Each maps to one etcd gRPC error (see `strata-etcd-api`'s error table).

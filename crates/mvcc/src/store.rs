@@ -19,7 +19,9 @@ use strata_types::{Hlc, Origin, Revision, REVISION_INITIAL};
 use crate::space::{version_footprint_bytes, Space, SpaceUsage};
 
 mod hash;
+mod image;
 pub use hash::KvHash;
+pub use image::{KeyImage, VersionImage, SUB_REVISION_MAX};
 
 use crate::{
     range_contains, Compare, CompareOperand, CompareResult, CompareTarget, DeleteRangeRequest, DeleteRangeResponse, Event, EventKind,
@@ -57,7 +59,6 @@ struct Version {
     version: i64,
     value: Vec<u8>,
     lease: i64,
-    #[allow(dead_code)] // read by merge and snapshots, which come with later issues
     stamp: Stamp,
 }
 
@@ -102,6 +103,12 @@ pub struct Store {
     revision_index: VecDeque<Vec<Vec<u8>>>,
     /// The revision of `revision_index`'s front entry.
     revision_index_first: Revision,
+    /// While a snapshot streams: physical compaction drops nothing superseded after it (`image`).
+    compaction_pin: Option<Revision>,
+    /// A compaction pass stopped short at the pin: it runs again once the pin is lifted or raised.
+    compaction_deferred: bool,
+    /// The base of the next incremental snapshot: the revision index keeps every revision after it.
+    revision_index_pin: Option<Revision>,
 }
 
 impl Default for Store {
@@ -141,6 +148,9 @@ impl Store {
             uncommitted_keys: Vec::new(),
             revision_index: VecDeque::new(),
             revision_index_first: REVISION_INITIAL + 1,
+            compaction_pin: None,
+            compaction_deferred: false,
+            revision_index_pin: None,
         }
     }
 
@@ -425,9 +435,12 @@ impl Store {
     /// revision) for up to `keys_max` keys. Returns true when compaction is complete.
     pub fn compact_step(&mut self, keys_max: usize) -> bool {
         let Some(cursor) = self.compaction_cursor.take() else { return true };
-        let horizon = self.compacted_revision.min(self.durable.current_revision);
-        // Events below the compacted revision are never read again.
-        while self.revision_index_first < horizon && self.revision_index.pop_front().is_some() {
+        let unpinned_horizon = self.compacted_revision.min(self.durable.current_revision);
+        let horizon = self.compaction_pin.map_or(unpinned_horizon, |pin| pin.min(unpinned_horizon));
+        // Events below the compacted revision are never read again (but the next incremental
+        // snapshot reads which keys changed after its base).
+        let index_horizon = self.revision_index_pin.map_or(horizon, |pin| horizon.min(pin.saturating_add(1)));
+        while self.revision_index_first < index_horizon && self.revision_index.pop_front().is_some() {
             self.revision_index_first += 1;
         }
         let batch: Vec<Vec<u8>> = self
@@ -452,6 +465,9 @@ impl Store {
             }
         }
         self.compaction_cursor = next;
+        if self.compaction_cursor.is_none() && horizon < unpinned_horizon {
+            self.compaction_deferred = true;
+        }
         self.compaction_cursor.is_none()
     }
 

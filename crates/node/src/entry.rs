@@ -1,7 +1,7 @@
-//! The payload of one log record: one request's effects (or one compaction, lease grant or lease
-//! revoke), stamped with its revision, hybrid-clock time and origin. Encoded as protobuf so that
-//! later releases can add fields that older readers skip. `docs/formats/log-entry.md` describes
-//! it field by field.
+//! The payload of one log record: one request's effects (or one compaction, lease grant, lease
+//! revoke, membership, alarm or auth change), stamped with its revision, hybrid-clock time and
+//! origin. Encoded as protobuf so that later releases can add fields that older readers skip.
+//! `docs/formats/log-entry.md` describes it field by field.
 
 use strata_mvcc::{Change, ChangeKind, Stamp};
 use strata_types::{Hlc, NodeId, Origin};
@@ -35,6 +35,73 @@ pub struct LogEntry {
     /// Set on a membership or alarm entry (no changes; `revision` is the current revision).
     #[prost(message, optional, tag = "9")]
     pub cluster: Option<LogClusterChange>,
+    /// Set on an auth entry: one change to users, roles or the enabled flag (no changes;
+    /// `revision` is the current revision).
+    #[prost(message, optional, tag = "10")]
+    pub auth: Option<LogAuthChange>,
+}
+
+/// One change to the auth state; exactly one field is set (see `auth.rs`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogAuthChange {
+    #[prost(bool, optional, tag = "1")]
+    pub enable: Option<bool>,
+    #[prost(bool, optional, tag = "2")]
+    pub disable: Option<bool>,
+    /// A user added: its name, bcrypt hash (empty without password) and `no_password` option.
+    #[prost(message, optional, tag = "3")]
+    pub user_add: Option<LogUser>,
+    /// The name of a user deleted.
+    #[prost(string, optional, tag = "4")]
+    pub user_delete: Option<String>,
+    /// A user's new bcrypt hash.
+    #[prost(message, optional, tag = "5")]
+    pub user_change_password: Option<LogUser>,
+    #[prost(message, optional, tag = "6")]
+    pub user_grant_role: Option<LogUserRole>,
+    #[prost(message, optional, tag = "7")]
+    pub user_revoke_role: Option<LogUserRole>,
+    /// The name of a role added.
+    #[prost(string, optional, tag = "8")]
+    pub role_add: Option<String>,
+    /// The name of a role deleted (and taken from every user).
+    #[prost(string, optional, tag = "9")]
+    pub role_delete: Option<String>,
+    #[prost(message, optional, tag = "10")]
+    pub role_grant_permission: Option<LogRolePermission>,
+    #[prost(message, optional, tag = "11")]
+    pub role_revoke_permission: Option<LogRolePermission>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogUser {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub password_hash: Vec<u8>,
+    #[prost(bool, tag = "3")]
+    pub no_password: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogUserRole {
+    #[prost(string, tag = "1")]
+    pub user: String,
+    #[prost(string, tag = "2")]
+    pub role: String,
+}
+
+/// A role's permission granted (with its etcd type) or revoked (type unused).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LogRolePermission {
+    #[prost(string, tag = "1")]
+    pub role: String,
+    #[prost(int32, tag = "2")]
+    pub kind: i32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub range_end: Vec<u8>,
 }
 
 /// One change to membership or alarms; exactly one field is set.
@@ -129,6 +196,7 @@ impl LogEntry {
             lease_grant: None,
             lease_revoke: None,
             cluster: None,
+            auth: None,
         }
     }
 

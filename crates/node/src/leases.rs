@@ -164,7 +164,7 @@ fn run(shared: &Shared, queue: &mpsc::WeakSender<Command>, stopped: &Receiver<()
         let mut replies = Vec::with_capacity(expired.len());
         for id in expired {
             let (reply, response) = oneshot::channel();
-            if queue.blocking_send(Command { request: WriteRequest::LeaseRevoke { id }, reply }).is_err() {
+            if queue.blocking_send(Command { request: WriteRequest::LeaseRevoke { id }, reply, caller: crate::Caller::Node }).is_err() {
                 return;
             }
             replies.push((id, response));

@@ -15,12 +15,16 @@
 //!   refuses further writes (after a failed fsync nothing about the file is known).
 //! - Only this crate and `strata-io` touch the data directory.
 
+mod auth;
+mod compactor;
 mod entry;
 mod leases;
 mod maintenance;
 mod manifest;
+mod snapshot;
+pub mod metrics;
 mod watch;
-mod watch_index;
+pub mod watch_index;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -39,11 +43,21 @@ use tokio::sync::{mpsc, oneshot};
 pub use entry::{LogChange, LogChangeKind, LogEntry, LogLeaseGrant};
 pub use leases::{LEASE_EXPIRY_CHECK_INTERVAL_MILLIS, LEASE_REVOKES_PER_CHECK_MAX};
 pub use entry::{LogAlarm, LogClusterChange, LogMember};
+pub use auth::{
+    check_txn, AuthConfig, Caller, JwtConfig, TokenConfig, AUTH_TOKEN_TTL_DEFAULT_SECONDS, BCRYPT_COST_DEFAULT, BCRYPT_COST_MAX, BCRYPT_COST_MIN,
+    JWT_TTL_DEFAULT_SECONDS,
+};
+pub use entry::{LogAuthChange, LogRolePermission, LogUser, LogUserRole};
 pub use maintenance::{
     quota_bytes_from_flag, quota_cost_bytes, Alarm, AlarmAction, ClusterError, ClusterRequest, ClusterResponse, Member, ALARM_CORRUPT,
     ALARM_NONE, ALARM_NOSPACE,
 };
 pub use manifest::{Manifest, MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION};
+pub use snapshot::{
+    restore_snapshot, RestoreReport, SnapshotCreated, SnapshotPolicy, SnapshotStreamChunk, MAX_SNAPSHOTS_DEFAULT, SNAPSHOT_CHUNK_KEYS_MAX,
+    SNAPSHOT_COUNT_DEFAULT, SNAPSHOT_INCREMENTS_MAX_DEFAULT, SNAPSHOT_LOG_BYTES_DEFAULT,
+};
+pub use strata_mvcc::{AutoCompaction, REVISION_CHECK_INTERVAL_MILLIS};
 pub use watch::{
     WatchCreate, WatchError, WatchResponse, WatchStream, CATCH_UP_REVISIONS_MAX, WATCHER_BUFFER_RESPONSES_MAX, WATCH_ID_NONE,
     WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT_MILLIS,
@@ -78,6 +92,12 @@ pub struct NodeConfig {
     /// How often watchers that asked for progress notifications get one (etcd's
     /// `--experimental-watch-progress-notify-interval`).
     pub watch_progress_notify_interval: std::time::Duration,
+    /// Tokens (`--auth-token`, `--auth-token-ttl`) and password hashing (`--bcrypt-cost`).
+    pub auth: AuthConfig,
+    /// When snapshots are taken and how many are kept (`--snapshot-count`, `--max-snapshots`).
+    pub snapshot: SnapshotPolicy,
+    /// etcd's `--auto-compaction-mode` and `--auto-compaction-retention`; `None`: off.
+    pub auto_compaction: Option<AutoCompaction>,
 }
 
 impl NodeConfig {
@@ -90,6 +110,9 @@ impl NodeConfig {
             segment_bytes_max: LogOptions::default().segment_bytes_max,
             quota_backend_bytes: strata_types::limits::QUOTA_BACKEND_BYTES_DEFAULT,
             watch_progress_notify_interval: std::time::Duration::from_millis(WATCH_PROGRESS_NOTIFY_INTERVAL_DEFAULT_MILLIS),
+            auth: AuthConfig::default(),
+            snapshot: SnapshotPolicy::default(),
+            auto_compaction: None,
         }
     }
 }
@@ -107,6 +130,8 @@ pub enum WriteRequest {
     LeaseRevoke { id: i64 },
     /// A membership change or an alarm (de)activation (see `maintenance`).
     Cluster(ClusterRequest),
+    /// A change to users, roles or the enabled flag (see `auth`); passwords already hashed.
+    Auth(strata_auth::AuthRequest),
 }
 
 #[derive(Clone, Debug)]
@@ -121,6 +146,8 @@ pub enum WriteResponse {
     /// The header revision: after the lease's keys were deleted.
     LeaseRevoke { revision: Revision },
     Cluster(ClusterResponse),
+    /// The header revision of an auth change (auth changes do not bump it).
+    Auth { revision: Revision },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +155,8 @@ pub enum NodeError {
     Kv(KvError),
     Lease(LeaseError),
     Cluster(ClusterError),
+    /// Refused by auth: a permission or admin check, or the auth change's own checks.
+    Auth(strata_auth::AuthError),
     /// The NOSPACE alarm is active, or this write would take `db_size` to the quota.
     NoSpace,
     /// A CORRUPT alarm is active: writes are refused until it is disarmed.
@@ -156,6 +185,7 @@ impl std::fmt::Display for NodeError {
             NodeError::Kv(error) => error.fmt(f),
             NodeError::Lease(error) => error.fmt(f),
             NodeError::Cluster(error) => error.fmt(f),
+            NodeError::Auth(error) => error.fmt(f),
             NodeError::NoSpace => f.write_str("etcdserver: mvcc: database space exceeded"),
             NodeError::Corrupt => f.write_str("etcdserver: corrupt cluster"),
             NodeError::Stopped => f.write_str("etcdserver: server stopped"),
@@ -201,6 +231,12 @@ pub(crate) struct Shared {
     pub(crate) watches: Arc<watch::WatchHub>,
     /// Membership, alarms and the quota; the writer publishes a batch's changes once durable.
     pub(crate) cluster: maintenance::Cluster,
+    /// Users, roles and tokens; the writer publishes a batch's auth changes once durable.
+    pub(crate) auth: auth::Auth,
+    /// Counters and histograms for `/metrics` (relaxed atomics).
+    pub(crate) metrics: metrics::NodeMetrics,
+    /// Snapshots: the durable log position, the newest restore point, compaction pins.
+    pub(crate) snapshots: snapshot::Snapshots,
 }
 
 pub struct Node {
@@ -210,6 +246,8 @@ pub struct Node {
     writer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     lease_expiry: std::sync::Mutex<Option<leases::ExpiryTask>>,
     watch_catch_up: std::sync::Mutex<Option<watch::CatchUpTask>>,
+    snapshot_task: std::sync::Mutex<Option<snapshot::SnapshotTask>>,
+    compactor: std::sync::Mutex<Option<compactor::CompactorTask>>,
     _lock: Option<LockFile>,
 }
 
@@ -238,13 +276,11 @@ impl Node {
             }
         };
 
-        let mut store = Store::new();
-        let mut log_bytes = 0u64;
-        let mut hlc = Hlc::default();
-        let mut sequence = 0u64;
         let node_id = manifest.node_id;
-        let mut lessor = Lessor::new(strata_lease::id_seed(node_id, wall_clock_millis()));
-        let mut cluster = maintenance::ClusterState::new(node_id, &config.name, &config.advertise_peer_urls);
+        // The newest snapshot that loads (or the empty state); the log is replayed after it.
+        let snapshot::Recovered { mut store, mut lessor, mut cluster, mut auth_state, mut hlc, mut sequence, mut timeframe, start_after, found } =
+            snapshot::recover(fs.as_ref(), &config, &manifest, strata_lease::id_seed(node_id, wall_clock_millis()))?;
+        let mut log_bytes = 0u64;
         let mut replay = |index: u64, payload: &[u8]| -> Result<(), String> {
             use prost::Message;
             let entry = LogEntry::decode(payload).map_err(|error| format!("log record {index} does not decode: {error}"))?;
@@ -253,12 +289,19 @@ impl Node {
             if entry.origin_node == node_id {
                 sequence = sequence.max(entry.origin_sequence);
             }
+            if entry.origin_node != 0 {
+                let highest = timeframe.entry(entry.origin_node).or_default();
+                *highest = (*highest).max(entry.origin_sequence);
+            }
             if let Some(revision) = entry.compact_revision {
                 store.apply_compaction(revision);
                 return Ok(());
             }
             if let Some(change) = &entry.cluster {
                 return cluster.replay(index, change);
+            }
+            if let Some(change) = &entry.auth {
+                return auth::replay(&mut auth_state, index, change);
             }
             let changes = entry.changes()?;
             // A lease grant, or a revoke of a lease without keys, changes no key: no new revision.
@@ -277,7 +320,7 @@ impl Node {
             segment_bytes_max: config.segment_bytes_max,
             ..LogOptions::default()
         };
-        let recovered = SegmentLog::open(fs.clone(), &directory.join("log"), options, &mut replay)
+        let recovered = SegmentLog::open_after(fs.clone(), &directory.join("log"), options, start_after, &mut replay)
             .map_err(|error| OpenError(error.to_string()))?;
         if recovered.truncated_tail_bytes > 0 {
             tracing::warn!(bytes = recovered.truncated_tail_bytes, "truncated a torn tail of the log (writes that were never acknowledged)");
@@ -287,6 +330,7 @@ impl Node {
         // Replay held every version at once; the space is counted as packed anew (see maintenance).
         store.defragment();
 
+        let auth = auth::Auth::new(auth_state, &config.auth).map_err(OpenError)?;
         let lease_clock = std::time::Instant::now();
         // As etcd's new leader: every lease gets its full TTL again (expiry is not logged).
         lessor.promote(0);
@@ -300,7 +344,18 @@ impl Node {
             leases_changed: tokio::sync::Notify::new(),
             watches,
             cluster: maintenance::Cluster::new(cluster, config.quota_backend_bytes),
+            auth,
+            metrics: metrics::NodeMetrics::default(),
+            snapshots: snapshot::Snapshots::new(
+                fs.clone(),
+                &config,
+                &manifest,
+                found,
+                timeframe,
+                snapshot::DurablePosition { log_index: recovered.log.last_index(), sequence, hlc: hlc.0, log_bytes },
+            ),
         });
+        shared.metrics.log_segments.set(i64::try_from(recovered.log.segment_count()).unwrap_or(i64::MAX));
         let (queue, receiver) = mpsc::channel(WRITE_QUEUE_DEPTH_MAX);
         let writer = writer::Writer::new(shared.clone(), recovered.log, NodeId(node_id), hlc, sequence);
         let handle = std::thread::Builder::new()
@@ -311,6 +366,15 @@ impl Node {
             .map_err(|error| OpenError(format!("cannot start the lease expiry thread: {error}")))?;
         let watch_catch_up =
             watch::CatchUpTask::start(shared.clone()).map_err(|error| OpenError(format!("cannot start the watch catch-up thread: {error}")))?;
+        let snapshot_task =
+            snapshot::SnapshotTask::start(shared.clone()).map_err(|error| OpenError(format!("cannot start the snapshot thread: {error}")))?;
+        let compactor = match config.auto_compaction {
+            Some(mode) => Some(
+                compactor::CompactorTask::start(shared.clone(), queue.downgrade(), mode)
+                    .map_err(|error| OpenError(format!("cannot start the compactor thread: {error}")))?,
+            ),
+            None => None,
+        };
         Ok(Node {
             shared,
             manifest,
@@ -318,6 +382,8 @@ impl Node {
             writer: std::sync::Mutex::new(Some(handle)),
             lease_expiry: std::sync::Mutex::new(Some(lease_expiry)),
             watch_catch_up: std::sync::Mutex::new(Some(watch_catch_up)),
+            snapshot_task: std::sync::Mutex::new(Some(snapshot_task)),
+            compactor: std::sync::Mutex::new(compactor),
             _lock: lock,
         })
     }
@@ -334,21 +400,33 @@ impl Node {
         self.manifest.cluster_id
     }
 
-    /// Sends a write to the writer and waits until it is durable (or failed).
+    /// Sends a write to the writer and waits until it is durable (or failed). The node's own
+    /// writes: no permission checks (clients' writes go through [`Node::write_as`]).
     pub async fn write(&self, request: WriteRequest) -> Result<WriteResponse, NodeError> {
-        self.admit(&request).await?;
-        self.enqueue(request).await
+        self.write_as(request, Caller::Node).await
     }
 
-    /// Queues a write for the writer, past the quota check.
+    /// [`Node::write`] for `caller`: the writer checks its permissions when auth is enabled.
+    pub async fn write_as(&self, request: WriteRequest, caller: Caller) -> Result<WriteResponse, NodeError> {
+        self.admit(&request).await?;
+        self.enqueue_as(request, caller).await
+    }
+
+    /// Queues a write of the node's own for the writer, past the quota check.
     pub(crate) async fn enqueue(&self, request: WriteRequest) -> Result<WriteResponse, NodeError> {
+        self.enqueue_as(request, Caller::Node).await
+    }
+
+    async fn enqueue_as(&self, request: WriteRequest, caller: Caller) -> Result<WriteResponse, NodeError> {
         let (reply, response) = oneshot::channel();
-        self.queue.send(writer::Command { request, reply }).await.map_err(|_| NodeError::Stopped)?;
+        let _pending = metrics::PendingProposal::start(&self.shared.metrics.proposals_pending);
+        self.queue.send(writer::Command { request, reply, caller }).await.map_err(|_| NodeError::Stopped)?;
         response.await.map_err(|_| NodeError::Stopped)?
     }
 
     /// Range at the durable revision.
     pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, KvError> {
+        self.shared.metrics.ranges.increment();
         let store = self.shared.store.read().expect("store lock poisoned");
         store.range(request, store.durable_revision())
     }
@@ -356,7 +434,10 @@ impl Node {
     /// A read-only txn at the durable revision.
     pub fn txn_read(&self, request: &TxnRequest) -> Result<TxnResponse, KvError> {
         let store = self.shared.store.read().expect("store lock poisoned");
-        store.txn_read(request, store.durable_revision())
+        let response = store.txn_read(request, store.durable_revision())?;
+        drop(store);
+        self.shared.metrics.add_read_txn(request, &response);
+        Ok(response)
     }
 
     pub fn status(&self) -> NodeStatus {
@@ -376,6 +457,14 @@ impl Node {
 
     /// Stops taking writes, lets the writer finish what it has, and waits for it.
     pub async fn shutdown(&self) {
+        let compactor = self.compactor.lock().expect("compactor lock").take();
+        if let Some(compactor) = compactor {
+            compactor.stop().await;
+        }
+        let snapshot_task = self.snapshot_task.lock().expect("snapshot task lock").take();
+        if let Some(snapshot_task) = snapshot_task {
+            snapshot_task.stop().await;
+        }
         let lease_expiry = self.lease_expiry.lock().expect("lease expiry lock").take();
         if let Some(lease_expiry) = lease_expiry {
             lease_expiry.stop().await;

@@ -200,6 +200,11 @@ impl ClusterState {
         self.alarms.iter().filter(|(kind, _)| alarm == ALARM_NONE || *kind == alarm).map(|&(alarm, member_id)| Alarm { member_id, alarm }).collect()
     }
 
+    /// The ids of members removed since (never reused), for snapshots.
+    pub(crate) fn removed_members(&self) -> Vec<u64> {
+        self.removed.iter().copied().collect()
+    }
+
     pub(crate) fn has_alarm(&self, alarm: i32) -> bool {
         self.alarms.iter().any(|(kind, _)| *kind == alarm)
     }
@@ -356,6 +361,11 @@ impl Cluster {
     pub(crate) fn state(&self) -> MutexGuard<'_, ClusterState> {
         self.state.lock().expect("cluster state lock poisoned")
     }
+
+    /// The quota in bytes (`etcd_server_quota_backend_bytes`).
+    pub(crate) fn quota_bytes(&self) -> u64 {
+        self.quota_bytes
+    }
 }
 
 /// The writer's view of the cluster state during one batch: a copy made at the batch's first
@@ -419,9 +429,9 @@ pub fn quota_cost_bytes(request: &WriteRequest) -> u64 {
 }
 
 /// Whether etcd refuses this write while a CORRUPT alarm is active (its `applierV3Corrupt`):
-/// every write that goes through its consensus; membership and alarms do not.
+/// every write that goes through its consensus; membership, alarms and auth changes do not.
 fn corrupt_refuses(request: &WriteRequest) -> bool {
-    !matches!(request, WriteRequest::Cluster(_))
+    !matches!(request, WriteRequest::Cluster(_) | WriteRequest::Auth(_))
 }
 
 impl Node {

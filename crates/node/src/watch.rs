@@ -77,6 +77,9 @@ pub enum WatchError {
     DuplicateId,
     /// `mvcc: watcher range is empty`
     EmptyRange,
+    /// Refused by auth (no read permission on the range, or bad credentials); the frontend words
+    /// it as etcd's watch server does.
+    Auth(strata_auth::AuthError),
 }
 
 impl std::fmt::Display for WatchError {
@@ -84,6 +87,7 @@ impl std::fmt::Display for WatchError {
         f.write_str(match self {
             WatchError::DuplicateId => "mvcc: duplicate watch ID provided on the WatchStream",
             WatchError::EmptyRange => "mvcc: watcher range is empty",
+            WatchError::Auth(error) => error.message(),
         })
     }
 }
@@ -252,6 +256,11 @@ impl WatchHub {
         if fallen_behind {
             self.wake_catch_up();
         }
+    }
+
+    /// The watchers, synced and unsynced (`etcd_debugging_mvcc_watcher_total`).
+    pub(crate) fn watcher_count(&self) -> usize {
+        self.state().watchers.len()
     }
 
     /// Stops every stream ([`WatchStream::next`] answers `None`) and the catch-up thread.
@@ -569,6 +578,17 @@ impl WatchStream {
             state.unsynced.insert(key);
             self.hub.wake_catch_up();
         }
+    }
+
+    /// Refuses a create request without looking at it (the frontend's auth check failed): queues
+    /// a refusal with watch id −1, in order with the stream's other responses, as etcd does.
+    pub fn refuse(&self, reason: WatchError) {
+        let mut state = self.hub.state();
+        let revision = state.revision;
+        let Some(stream) = state.streams.get_mut(&self.key) else { return };
+        let response = WatchResponse { watch_id: WATCH_ID_NONE, revision, created: true, canceled: true, cancel_reason: Some(reason), ..WatchResponse::default() };
+        stream.queue.push_back((None, response));
+        stream.notify.notify_one();
     }
 
     /// etcd's cancel: queues `canceled` for a watch id of this stream; an unknown id gets nothing.

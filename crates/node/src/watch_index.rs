@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// A watcher's identity inside the hub.
-pub(crate) type WatcherKey = u64;
+pub type WatcherKey = u64;
 
 /// The exclusive end of a range; `Unbounded` is above every key.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -61,20 +61,24 @@ impl Node {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct IntervalIndex {
+pub struct IntervalIndex {
     single_keys: HashMap<Vec<u8>, BTreeSet<WatcherKey>>,
     ranges: Option<Box<Node>>,
     len: usize,
 }
 
 impl IntervalIndex {
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Adds a watcher of `key`..`range_end`, read as etcd reads it: an empty `range_end` is the
     /// single key, `[0]` every key from `key` on, anything else `[key, range_end)`.
-    pub(crate) fn insert(&mut self, key: &[u8], range_end: &[u8], watcher: WatcherKey) {
+    pub fn insert(&mut self, key: &[u8], range_end: &[u8], watcher: WatcherKey) {
         self.len += 1;
         if range_end.is_empty() {
             self.single_keys.entry(key.to_vec()).or_default().insert(watcher);
@@ -86,7 +90,7 @@ impl IntervalIndex {
     }
 
     /// Removes a watcher inserted with the same `key` and `range_end`.
-    pub(crate) fn remove(&mut self, key: &[u8], range_end: &[u8], watcher: WatcherKey) {
+    pub fn remove(&mut self, key: &[u8], range_end: &[u8], watcher: WatcherKey) {
         if range_end.is_empty() {
             if let Some(watchers) = self.single_keys.get_mut(key) {
                 if watchers.remove(&watcher) {
@@ -106,7 +110,7 @@ impl IntervalIndex {
     }
 
     /// Appends every watcher whose range contains `key` to `matches`.
-    pub(crate) fn matches(&self, key: &[u8], matches: &mut Vec<WatcherKey>) {
+    pub fn matches(&self, key: &[u8], matches: &mut Vec<WatcherKey>) {
         if let Some(watchers) = self.single_keys.get(key) {
             matches.extend(watchers.iter().copied());
         }

@@ -20,12 +20,14 @@ type Reply = oneshot::Sender<Result<WriteResponse, NodeError>>;
 pub(crate) struct Command {
     pub(crate) request: WriteRequest,
     pub(crate) reply: Reply,
+    /// Whose request it is: a client's is checked against the auth state first.
+    pub(crate) caller: crate::Caller,
 }
 
 impl Command {
     /// A command that stops the writer once the requests queued before it are done.
     pub(crate) fn shutdown(reply: oneshot::Sender<Result<WriteResponse, NodeError>>) -> Command {
-        Command { request: WriteRequest::Compact { revision: SHUTDOWN_MARKER, physical: false }, reply }
+        Command { request: WriteRequest::Compact { revision: SHUTDOWN_MARKER, physical: false }, reply, caller: crate::Caller::Node }
     }
 
     fn is_shutdown(&self) -> bool {
@@ -105,6 +107,7 @@ impl Writer {
     /// Evaluates, logs, syncs and answers one batch.
     fn commit(&mut self, batch: Vec<Command>) {
         if let Some(failure) = &self.failure {
+            self.shared.metrics.proposals_failed.add(batch.len() as u64);
             for command in batch {
                 let _ = command.reply.send(Err(NodeError::Storage(failure.clone())));
             }
@@ -117,12 +120,22 @@ impl Writer {
         let mut lease_batch = LeaseBatch::new();
         // The batch's membership and alarm changes, published once durable.
         let mut cluster_batch = crate::maintenance::ClusterBatch::default();
+        // The batch's auth changes: seen by its later requests' checks, published once durable.
+        let mut auth_batch = crate::auth::AuthBatch::new(&self.shared);
+        let started = std::time::Instant::now();
+        let mut tally = crate::metrics::BatchTally::default();
         {
             let mut store = self.shared.store.write().expect("store lock poisoned");
             let mut lessor = self.shared.lessor();
-            for Command { request, reply } in batch {
+            for Command { request, reply, caller } in batch {
                 if append_error.is_some() {
                     outcomes.push((reply, Err(NodeError::Stopped), false));
+                    continue;
+                }
+                if let Err(error) = auth_batch.check(&caller, &request, &lessor, &lease_batch) {
+                    let result = Err(error);
+                    tally.count(&request, &result);
+                    outcomes.push((reply, result, false));
                     continue;
                 }
                 let stamp = self.next_stamp();
@@ -170,7 +183,9 @@ impl Writer {
                         Err(error) => (Err(error.into()), None),
                     },
                     WriteRequest::Cluster(request) => cluster_batch.evaluate(&self.shared, store.current_revision(), stamp, request),
+                    WriteRequest::Auth(request) => auth_batch.evaluate(store.current_revision(), stamp, &caller, request),
                 };
+                tally.count(&request, &result);
                 if let Some(entry) = &entry {
                     leases::record_attachments(&mut lease_batch, &lessor, entry);
                 }
@@ -194,14 +209,21 @@ impl Writer {
 
         let synced = match append_error {
             Some(error) => Err(error),
-            None if appended_bytes > 0 => self.log.sync().map_err(|error| error.to_string()),
+            None if appended_bytes > 0 => {
+                let fsync_started = std::time::Instant::now();
+                let synced = self.log.sync().map_err(|error| error.to_string());
+                self.shared.metrics.wal_fsync.observe_duration(fsync_started.elapsed());
+                synced
+            }
             None => Ok(()),
         };
         let mut store = self.shared.store.write().expect("store lock poisoned");
         match synced {
             Ok(()) => {
                 store.mark_durable();
+                self.shared.snapshots.mark_durable(self.log.last_index(), self.sequence, self.hlc, appended_bytes);
                 cluster_batch.publish(&self.shared);
+                auth_batch.publish(&self.shared);
                 let leases_changed = !lease_batch.is_empty();
                 if leases_changed {
                     self.shared.lessor().apply(lease_batch, self.shared.lease_now_millis());
@@ -214,6 +236,7 @@ impl Writer {
                 self.shared.watches.publish(&self.shared.store);
                 self.shared.log_bytes.fetch_add(appended_bytes, Ordering::Relaxed);
                 self.shared.last_log_index.store(self.log.last_index(), Ordering::Relaxed);
+                self.shared.metrics.batch_durable(&tally, started.elapsed(), appended_bytes > 0, self.log.segment_count());
                 for (reply, result, wait_for_physical) in outcomes {
                     match (wait_for_physical, result) {
                         (true, Ok(WriteResponse::Compact(revision))) => self.compaction_waiters.push((reply, revision)),
@@ -228,6 +251,7 @@ impl Writer {
                 drop(store);
                 tracing::error!(%error, "the log could not be written; the batch was rolled back and the node refuses further writes");
                 self.failure = Some(error.clone());
+                self.shared.metrics.proposals_failed.add(tally.requests);
                 for (reply, _, _) in outcomes {
                     let _ = reply.send(Err(NodeError::Storage(error.clone())));
                 }

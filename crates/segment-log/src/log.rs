@@ -194,6 +194,22 @@ impl SegmentLog {
         options: LogOptions,
         on_record: &mut RecordHandler<'_>,
     ) -> Result<RecoveredLog, LogError> {
+        SegmentLog::open_after(fs, dir, options, 0, on_record)
+    }
+
+    /// [`SegmentLog::open`] for a caller whose state (a snapshot) already holds every record up to
+    /// `start_after`: segments whose records are all at or below it are neither verified nor read
+    /// (segment retention deletes them), and only records after it are handed to `on_record`.
+    /// The segment holding `start_after + 1` must be there (or the log must end at or before
+    /// `start_after + 1`); if the log ends before `start_after`, appending continues at
+    /// `start_after + 1` in a new segment.
+    pub fn open_after(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        options: LogOptions,
+        start_after: u64,
+        on_record: &mut RecordHandler<'_>,
+    ) -> Result<RecoveredLog, LogError> {
         if options.segment_bytes_max < SEGMENT_BYTES_MIN {
             return Err(LogError::InvalidOptions {
                 reason: format!(
@@ -227,6 +243,24 @@ impl SegmentLog {
             }
         }
         segment_paths.sort();
+        // Segments before the one that holds `start_after + 1` hold nothing the caller needs.
+        let needed_from = segment_paths
+            .iter()
+            .rposition(|(first_index, _)| *first_index <= start_after.saturating_add(1))
+            .unwrap_or(0);
+        if let Some((first_index, path)) = segment_paths.get(needed_from) {
+            if start_after > 0 && *first_index > start_after.saturating_add(1) {
+                return Err(LogError::Corrupt {
+                    path: path.clone(),
+                    offset: HEADER_FIRST_INDEX_OFFSET,
+                    reason: format!(
+                        "the log starts at index {first_index}, but records from index {} on are needed",
+                        start_after + 1
+                    ),
+                });
+            }
+        }
+        segment_paths.drain(..needed_from);
 
         // Pass 1: every header, so a foreign or newer file is refused before anything is replayed.
         let mut segments = Vec::with_capacity(segment_paths.len());
@@ -246,6 +280,14 @@ impl SegmentLog {
         }
 
         // Pass 2: every record, in order.
+        let mut on_record = |index: u64, payload: &[u8]| {
+            if index > start_after {
+                on_record(index, payload)
+            } else {
+                Ok(())
+            }
+        };
+        let on_record: &mut RecordHandler<'_> = &mut on_record;
         let mut next_index = segments
             .first()
             .map_or(1, |segment| segment.header.first_index);
@@ -320,6 +362,11 @@ impl SegmentLog {
             }
         }
 
+        if next_index <= start_after {
+            // The caller's state is ahead of the log: continue after it, in a new segment.
+            next_index = start_after + 1;
+            active = None;
+        }
         let placement = active.as_ref().map(|active| Placement {
             end: active.written_end,
             capacity: active.capacity,
@@ -425,9 +472,68 @@ impl SegmentLog {
         self.next_index - 1
     }
 
-    /// Every segment file of the log, oldest first.
+    /// Every segment file of the log, oldest first (segments deleted by retention left out).
     pub fn segment_paths(&self) -> Vec<PathBuf> {
-        self.segments.clone()
+        self.segments
+            .iter()
+            .filter(|path| self.file_system.exists(path).unwrap_or(true))
+            .cloned()
+            .collect()
+    }
+
+    /// The first index of every segment file in `dir`, ascending (nothing is read but names).
+    pub fn segment_first_indexes(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<u64>, LogError> {
+        if !fs.exists(dir).map_err(LogError::io(dir))? {
+            return Ok(Vec::new());
+        }
+        let mut indexes: Vec<u64> = fs
+            .list(dir)
+            .map_err(LogError::io(dir))?
+            .iter()
+            .filter_map(|path| path.file_name()?.to_str().and_then(parse_segment_file_name))
+            .collect();
+        indexes.sort_unstable();
+        Ok(indexes)
+    }
+
+    /// Segment retention: deletes, oldest first, every segment of `dir` whose records are all at
+    /// or below `covered_through` (its successor starts at or before `covered_through + 1`), then
+    /// fsyncs the directory. The last segment is never deleted, nor is a sealed segment that holds
+    /// a record after `covered_through`. Safe while the log is open: only sealed segments go.
+    /// Returns the deleted paths.
+    pub fn remove_segments_through(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        covered_through: u64,
+    ) -> Result<Vec<PathBuf>, LogError> {
+        let mut segments: Vec<(u64, PathBuf)> = fs
+            .list(dir)
+            .map_err(LogError::io(dir))?
+            .into_iter()
+            .filter_map(|path| {
+                let first_index = parse_segment_file_name(path.file_name()?.to_str()?)?;
+                Some((first_index, path))
+            })
+            .collect();
+        segments.sort();
+        let mut removed = Vec::new();
+        for pair in segments.windows(2) {
+            let ((_, path), (next_first_index, _)) = (&pair[0], &pair[1]);
+            if *next_first_index > covered_through.saturating_add(1) {
+                break;
+            }
+            fs.remove(path).map_err(LogError::io(path))?;
+            removed.push(path.clone());
+        }
+        if !removed.is_empty() {
+            fs.sync_dir(dir).map_err(LogError::io(dir))?;
+        }
+        Ok(removed)
+    }
+
+    /// The number of segment files, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
     }
 
     fn check_not_halted(&self) -> Result<(), LogError> {

@@ -233,3 +233,42 @@ pub async fn connect_lease(endpoint: &str) -> pb::lease_client::LeaseClient<Chan
 }
 
 pub mod watch;
+
+/// Starts `command`, a server whose clients use `endpoint` (any scheme, e.g. `https://`), and
+/// waits until `ready()` says it serves; fails with the server's log if it exits first or takes
+/// more than 60 s. For servers the plaintext Status probe of [`start_strata`] cannot reach.
+pub fn start_server_when(mut command: Command, endpoint: String, data_dir: &Path, mut ready: impl FnMut() -> bool) -> ServerProcess {
+    let log_path = data_dir.with_extension("log");
+    let log = std::fs::File::create(&log_path).expect("create server log");
+    command.stdin(Stdio::null()).stdout(log.try_clone().expect("clone log handle")).stderr(log);
+    let child = command.spawn().unwrap_or_else(|error| panic!("cannot start {:?}: {error}", command.get_program()));
+    let mut server = ServerProcess { child: Some(child), endpoint, log_path, data_dir: data_dir.to_path_buf() };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = server.child.as_mut().expect("running").try_wait().expect("try_wait") {
+            panic!("server exited with {status} before serving; log:\n{}", server.log());
+        }
+        if ready() {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "server did not serve within 60 s; log:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `etcdctl` binary, if installed (under CI a missing one is a failure; elsewhere the caller
+/// skips with a printed notice).
+pub fn etcdctl_binary() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|directory| directory.join("etcdctl"))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|value| value == "true") {
+            panic!("etcdctl is not installed but CI=true: .ci/run installs Debian's etcd-client");
+        }
+        eprintln!("NOTICE: etcdctl not found on PATH; skipping (apt-get install etcd-client to run it)");
+    }
+    found
+}

@@ -3,13 +3,14 @@
 //! updated and removed, never promoted (it never catches up); a voting member is refused, since
 //! it could never start and this member would lose its quorum. Headers carry no revision, as
 //! etcd's cluster service fills none. Membership changes go through the node's writer and are
-//! logged, so they survive a restart.
+//! logged, so they survive a restart. With auth enabled, membership changes are for admins (the
+//! root role), as etcd's `checkMembershipOperationPermission`; MemberList is not checked.
 
 use strata_node::{ClusterRequest, ClusterResponse, Member, WriteRequest, WriteResponse};
 use tonic::{Request, Response, Status};
 
 use super::Api;
-use crate::errors::{api_status, ApiError};
+use crate::errors::{api_status, auth_status, ApiError};
 use crate::pb::etcdserverpb as pb;
 
 /// The URL schemes etcd takes for a member's peer URLs (Go's `types.NewURLs`).
@@ -18,18 +19,22 @@ const PEER_URL_SCHEMES: [&str; 4] = ["http", "https", "unix", "unixs"];
 #[tonic::async_trait]
 impl pb::cluster_server::Cluster for Api {
     async fn member_add(&self, request: Request<pb::MemberAddRequest>) -> Result<Response<pb::MemberAddResponse>, Status> {
+        let caller = self.caller(&request);
         let request = request.into_inner();
         let peer_urls = peer_urls(&request.peer_ur_ls).ok_or_else(|| api_status(ApiError::MemberBadUrls))?;
+        self.check_membership_admin(caller)?;
         let (added, members) = self.change_members(ClusterRequest::MemberAdd { peer_urls, is_learner: request.is_learner }).await?;
         Ok(Response::new(pb::MemberAddResponse { header: Some(self.header(0)), member: added.map(|member| self.member_of(&member)), members }))
     }
 
     async fn member_remove(&self, request: Request<pb::MemberRemoveRequest>) -> Result<Response<pb::MemberRemoveResponse>, Status> {
+        self.check_membership_admin(self.caller(&request))?;
         let (_, members) = self.change_members(ClusterRequest::MemberRemove { id: request.into_inner().id }).await?;
         Ok(Response::new(pb::MemberRemoveResponse { header: Some(self.header(0)), members }))
     }
 
     async fn member_update(&self, request: Request<pb::MemberUpdateRequest>) -> Result<Response<pb::MemberUpdateResponse>, Status> {
+        self.check_membership_admin(self.caller(&request))?;
         let request = request.into_inner();
         // etcd's MemberUpdate takes the URLs as given: no check, no sorting.
         let (_, members) = self.change_members(ClusterRequest::MemberUpdate { id: request.id, peer_urls: request.peer_ur_ls }).await?;
@@ -42,12 +47,19 @@ impl pb::cluster_server::Cluster for Api {
     }
 
     async fn member_promote(&self, request: Request<pb::MemberPromoteRequest>) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        self.check_membership_admin(self.caller(&request))?;
         let (_, members) = self.change_members(ClusterRequest::MemberPromote { id: request.into_inner().id }).await?;
         Ok(Response::new(pb::MemberPromoteResponse { header: Some(self.header(0)), members }))
     }
 }
 
 impl Api {
+    /// etcd's `checkMembershipOperationPermission`: with auth enabled, admins only.
+    fn check_membership_admin(&self, caller: Result<Option<strata_auth::AuthInfo>, strata_auth::AuthError>) -> Result<(), Status> {
+        let caller = caller.map_err(auth_status)?;
+        self.node.auth_state().is_admin_permitted(caller.as_ref()).map_err(auth_status)
+    }
+
     /// Sends a membership change through the writer; the member it added and the members after.
     async fn change_members(&self, request: ClusterRequest) -> Result<(Option<Member>, Vec<pb::Member>), Status> {
         let WriteResponse::Cluster(ClusterResponse::Members { added, members }) = self.write(WriteRequest::Cluster(request)).await? else {

@@ -2,6 +2,12 @@
 //! the alarms in `errors` and etcd-like `db_size` / `db_size_in_use`), Defragment, Hash, HashKV and
 //! MoveLeader. Snapshot comes with snapshots; Downgrade is etcd 3.5's and stays unimplemented.
 //!
+//! Auth, as etcd: Defragment, Hash, HashKV and Snapshot are for admins (the root role); Alarm
+//! reads the token (refusing a bad one) but needs no permission; Status and MoveLeader are not
+//! checked. etcd's maintenance service returns these auth errors without mapping them to its
+//! gRPC table: clients see code `Unknown` and the auth package's words (`auth: permission
+//! denied`).
+//!
 //! Where etcd 3.4 and 3.5 answer differently, Strata answers as the 3.5 it reports being: the
 //! Alarm response carries a header, and HashKV fills `hash_revision`. Defragment and MoveLeader
 //! answer without a header, as both do.
@@ -12,12 +18,13 @@ use strata_node::{Alarm, AlarmAction, ClusterRequest, ClusterResponse, WriteRequ
 use tonic::{Request, Response, Status};
 
 use super::{Api, BoxStream, RAFT_TERM};
-use crate::errors::{cluster_status, kv_status, not_yet};
+use crate::errors::{auth_status_unmapped, cluster_status, kv_status, not_yet};
 use crate::pb::etcdserverpb as pb;
 
 #[tonic::async_trait]
 impl pb::maintenance_server::Maintenance for Api {
     async fn alarm(&self, request: Request<pb::AlarmRequest>) -> Result<Response<pb::AlarmResponse>, Status> {
+        self.caller(&request).map_err(auth_status_unmapped)?;
         let request = request.into_inner();
         let action = match pb::alarm_request::AlarmAction::try_from(request.action) {
             Ok(pb::alarm_request::AlarmAction::Get) => None,
@@ -57,17 +64,20 @@ impl pb::maintenance_server::Maintenance for Api {
         }))
     }
 
-    async fn defragment(&self, _: Request<pb::DefragmentRequest>) -> Result<Response<pb::DefragmentResponse>, Status> {
+    async fn defragment(&self, request: Request<pb::DefragmentRequest>) -> Result<Response<pb::DefragmentResponse>, Status> {
+        self.check_maintenance_admin(&request)?;
         self.node.defragment();
         Ok(Response::new(pb::DefragmentResponse { header: None }))
     }
 
-    async fn hash(&self, _: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+    async fn hash(&self, request: Request<pb::HashRequest>) -> Result<Response<pb::HashResponse>, Status> {
+        self.check_maintenance_admin(&request)?;
         let (hash, revision) = self.node.hash();
         Ok(Response::new(pb::HashResponse { header: Some(self.header(revision)), hash }))
     }
 
     async fn hash_kv(&self, request: Request<pb::HashKvRequest>) -> Result<Response<pb::HashKvResponse>, Status> {
+        self.check_maintenance_admin(&request)?;
         let hash = self.node.hash_kv(request.into_inner().revision).map_err(kv_status)?;
         Ok(Response::new(pb::HashKvResponse {
             header: Some(self.header(hash.revision)),
@@ -79,7 +89,8 @@ impl pb::maintenance_server::Maintenance for Api {
 
     type SnapshotStream = BoxStream<pb::SnapshotResponse>;
 
-    async fn snapshot(&self, _: Request<pb::SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+    async fn snapshot(&self, request: Request<pb::SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.check_maintenance_admin(&request)?;
         Err(not_yet("Maintenance.Snapshot"))
     }
 
@@ -90,6 +101,15 @@ impl pb::maintenance_server::Maintenance for Api {
 
     async fn downgrade(&self, _: Request<pb::DowngradeRequest>) -> Result<Response<pb::DowngradeResponse>, Status> {
         Err(not_yet("Maintenance.Downgrade"))
+    }
+}
+
+impl Api {
+    /// etcd's `authMaintenanceServer.isAuthenticated`: the caller must be an admin; the errors go
+    /// out unmapped.
+    fn check_maintenance_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let caller = self.caller(request).map_err(auth_status_unmapped)?;
+        self.node.auth_state().is_admin_permitted(caller.as_ref()).map_err(auth_status_unmapped)
     }
 }
 

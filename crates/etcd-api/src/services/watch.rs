@@ -3,6 +3,12 @@
 //! they arrive; its responses go out in the order the hub queued them, each with a full header,
 //! large ones split into fragments for watchers that allow it (etcd's `sendFragments`).
 //!
+//! With auth enabled, each create needs read permission on its range, checked when it arrives
+//! with the credentials the stream was opened with; a refused create gets etcd's refusal (watch
+//! id −1, `created` and `canceled`, the gRPC error's text as `cancel_reason`), in order with the
+//! stream's other responses. Unlike etcd, a from-key create (`range_end` `"\0"`) is checked on
+//! its whole range, not on its first key alone.
+//!
 //! Invariants:
 //! - The stream ends only when the client goes away (a client that only closes its sending side
 //!   still gets events, as from etcd) or the node stops (then with `etcdserver: server stopped`).
@@ -11,12 +17,12 @@
 use std::sync::Arc;
 
 use prost::Message;
-use strata_node::{NodeError, WatchStream};
+use strata_node::{NodeError, WatchError, WatchStream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{Api, BoxStream};
+use super::{Api, BoxStream, Credentials};
 use crate::convert;
 use crate::errors::node_status;
 use crate::pb::etcdserverpb as pb;
@@ -30,15 +36,17 @@ impl pb::watch_server::Watch for Api {
     type WatchStream = BoxStream<pb::WatchResponse>;
 
     async fn watch(&self, request: Request<Streaming<pb::WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
+        let credentials = Credentials::of(&request);
         let mut requests = request.into_inner();
         let stream = Arc::new(self.node.watch_stream());
         let (sender, receiver) = mpsc::channel(WATCH_SEND_QUEUE_RESPONSES_MAX);
 
         let receiving = stream.clone();
+        let checking = self.clone();
         tokio::spawn(async move {
             // Ends when the client closes its side or goes away; the sending half goes on.
             while let Ok(Some(request)) = requests.message().await {
-                handle(&receiving, request);
+                handle(&checking, &credentials, &receiving, request);
             }
         });
 
@@ -67,10 +75,17 @@ impl pb::watch_server::Watch for Api {
     }
 }
 
-fn handle(stream: &WatchStream, request: pb::WatchRequest) {
+fn handle(api: &Api, credentials: &Credentials, stream: &WatchStream, request: pb::WatchRequest) {
     use pb::watch_request::RequestUnion;
     match request.request_union {
-        Some(RequestUnion::CreateRequest(create)) => stream.create(convert::watch_create(create)),
+        Some(RequestUnion::CreateRequest(create)) => {
+            let create = convert::watch_create(create);
+            let permitted = api.resolve(credentials).and_then(|caller| api.node.auth_state().is_range_permitted(caller.as_ref(), &create.key, &create.range_end));
+            match permitted {
+                Ok(()) => stream.create(create),
+                Err(error) => stream.refuse(WatchError::Auth(error)),
+            }
+        }
         Some(RequestUnion::CancelRequest(cancel)) => stream.cancel(cancel.watch_id),
         Some(RequestUnion::ProgressRequest(_)) => stream.request_progress(),
         // etcd ignores a request it does not know rather than ending the stream.
