@@ -5,9 +5,10 @@
 //!    every `--keys` writes as etcd's auto-compaction would and at the end;
 //! 2. measures restarts of the `strata` binary with snapshots disabled (a full replay of the log),
 //!    from spawn until it answers Status;
-//! 3. measures the p99 latency of puts at `--latency-rate` for `--latency-seconds` without a
-//!    snapshot, then while a full snapshot of the data is taken (Admin.CreateSnapshot), which also
-//!    deletes the log segments it covers;
+//! 3. measures the latency of puts at a steady `--latency-rate`: `--latency-rounds` windows of
+//!    `--latency-seconds` without a snapshot, each followed by a full snapshot of the data taken
+//!    under the same load (Admin.CreateSnapshot; the first also deletes the log segments it
+//!    covers), and compares the p99 of the puts sent during the snapshots with the p99 without;
 //! 4. measures restarts with the snapshot (load it, replay the tail);
 //! 5. loads a real etcd through its gRPC API with the same keys and values (`--etcd-writes` puts,
 //!    compacting likewise) and measures its restarts the same way.
@@ -33,6 +34,10 @@ const ETCD_LOAD_IN_FLIGHT: u64 = 512;
 const ETCD_LOAD_CONNECTIONS: usize = 8;
 /// Clients the latency load is spread over.
 const LATENCY_CLIENTS: usize = 32;
+/// Load before the latency windows start (not measured).
+const LATENCY_WARM_UP: Duration = Duration::from_secs(2);
+/// Pause after each snapshot before the next window without one.
+const LATENCY_SETTLE: Duration = Duration::from_secs(1);
 /// How long a server may take to start serving before the benchmark gives up.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Polling interval while waiting for a server to serve.
@@ -58,9 +63,12 @@ pub struct RestartArgs {
     /// Puts per second during the latency measurements.
     #[arg(long, default_value_t = 2000.0)]
     pub latency_rate: f64,
-    /// Length of the latency measurement without a snapshot.
+    /// Length of each latency window without a snapshot.
     #[arg(long, default_value_t = 10.0)]
     pub latency_seconds: f64,
+    /// Windows without a snapshot, each followed by a full snapshot under the same load.
+    #[arg(long, default_value_t = 3)]
+    pub latency_rounds: usize,
     /// Where the data directories go.
     #[arg(long, default_value = "/tmp/strata-bench-restart")]
     pub work_dir: PathBuf,
@@ -298,6 +306,7 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
+    debug_assert!(sorted.windows(2).all(|pair| pair[0] <= pair[1]));
     sorted[((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
@@ -349,7 +358,9 @@ async fn measure(etcd_binary: &str, args: &RestartArgs) -> Result<String, String
     let full_replay = restarts("strata, full replay", args.restarts, &log, |endpoint| strata_command(&strata_dir, endpoint, &["--snapshot-count=0"])).await?;
     report += &format!("strata restart, snapshots disabled (full replay of the log): {}\n", seconds(&full_replay));
 
-    // Latency without and with a snapshot in progress (automatic snapshots off, so none interferes).
+    // Latency: one steady load; windows without a snapshot alternate with full snapshots taken
+    // under it (automatic snapshots off, so none interferes). The first snapshot also deletes the
+    // log segments it covers.
     let endpoint = format!("http://127.0.0.1:{}", free_port()?);
     let (server, _) = spawn_and_time(strata_command(&strata_dir, &endpoint, &["--snapshot-count=0"])?, endpoint.clone(), &log).await?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -357,51 +368,63 @@ async fn measure(etcd_binary: &str, args: &RestartArgs) -> Result<String, String
         let (endpoint, args, stop) = (endpoint.clone(), args.clone(), stop.clone());
         async move { latency_load(&endpoint, &args, stop).await }
     });
-    tokio::time::sleep(Duration::from_secs_f64(args.latency_seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut without: Vec<Duration> = load.await.map_err(|error| error.to_string())??.into_iter().map(|(_, latency)| latency).collect();
-    report += &format!("strata put latency at {} puts/s, no snapshot running: {}\n", args.latency_rate, describe(&mut without));
-
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = tokio::spawn({
-        let (endpoint, args, stop) = (endpoint.clone(), args.clone(), stop.clone());
-        async move { latency_load(&endpoint, &args, stop).await }
-    });
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(LATENCY_WARM_UP).await;
     let channel = Channel::from_shared(endpoint.clone()).map_err(|error| error.to_string())?.connect().await.map_err(|error| error.to_string())?;
-    let snapshot_started = Instant::now();
-    let created = admin::admin_client::AdminClient::new(channel.clone())
-        .create_snapshot(admin::CreateSnapshotRequest { full: true })
-        .await
-        .map_err(|status| status.message().to_string())?
-        .into_inner();
-    let snapshot_ended = Instant::now();
+    let (mut quiet_windows, mut snapshot_windows, mut snapshots) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..args.latency_rounds.max(1) {
+        let quiet_started = Instant::now();
+        tokio::time::sleep(Duration::from_secs_f64(args.latency_seconds)).await;
+        quiet_windows.push((quiet_started, Instant::now()));
+        let snapshot_started = Instant::now();
+        let created = admin::admin_client::AdminClient::new(channel.clone())
+            .create_snapshot(admin::CreateSnapshotRequest { full: true })
+            .await
+            .map_err(|status| status.message().to_string())?
+            .into_inner();
+        snapshot_windows.push((snapshot_started, Instant::now()));
+        snapshots.push(created);
+        tokio::time::sleep(LATENCY_SETTLE).await;
+    }
     stop.store(true, Ordering::Relaxed);
-    let mut during: Vec<Duration> = load
-        .await
-        .map_err(|error| error.to_string())??
-        .into_iter()
-        .filter(|(sent, _)| *sent >= snapshot_started && *sent <= snapshot_ended)
-        .map(|(_, latency)| latency)
-        .collect();
+    let samples = load.await.map_err(|error| error.to_string())??;
+    let within = |windows: &[(Instant, Instant)]| -> Vec<Duration> {
+        samples.iter().filter(|(sent, _)| windows.iter().any(|(from, to)| sent >= from && sent <= to)).map(|(_, latency)| *latency).collect()
+    };
+    let (mut without, mut during) = (within(&quiet_windows), within(&snapshot_windows));
+    for created in &snapshots {
+        report += &format!(
+            "strata snapshot: {} keys, {:.0} MiB, taken in {:.2} s under the load; {} log segments deleted\n",
+            created.key_count,
+            created.bytes as f64 / 1048576.0,
+            created.duration_micros as f64 / 1e6,
+            created.segments_removed
+        );
+    }
     report += &format!(
-        "strata snapshot: {} keys, {:.0} MiB, taken in {:.2} s while writing; {} log segments deleted\n",
-        created.key_count,
-        created.bytes as f64 / 1048576.0,
-        created.duration_micros as f64 / 1e6,
-        created.segments_removed
+        "strata put latency at {} puts/s, no snapshot running ({} windows of {} s): {}\n",
+        args.latency_rate,
+        quiet_windows.len(),
+        args.latency_seconds,
+        describe(&mut without)
     );
-    report += &format!("strata put latency at {} puts/s, during the snapshot: {}\n", args.latency_rate, describe(&mut during));
-    let status = pb::maintenance_client::MaintenanceClient::new(channel).status(pb::StatusRequest {}).await.map_err(|status| status.message().to_string())?.into_inner();
-    server.stop()?;
+    report += &format!("strata put latency at {} puts/s, during the {} snapshots: {}\n", args.latency_rate, snapshots.len(), describe(&mut during));
     report += &format!(
-        "strata: log tail after the snapshot: {} entries; log {:.0} MiB, snapshots {:.0} MiB\n",
-        status.raft_index.saturating_sub(created.log_index),
+        "strata: p99 during a snapshot / p99 without: {:.2}\n",
+        percentile(&during, 0.99).as_secs_f64() / percentile(&without, 0.99).as_secs_f64().max(1e-9)
+    );
+    let status =
+        pb::maintenance_client::MaintenanceClient::new(channel).status(pb::StatusRequest {}).await.map_err(|status| status.message().to_string())?.into_inner();
+    server.stop()?;
+    let last_snapshot_index = snapshots.last().map_or(0, |created| created.log_index);
+    report += &format!(
+        "strata: log tail after the last snapshot: {} entries; log {:.0} MiB, snapshots {:.0} MiB\n",
+        status.raft_index.saturating_sub(last_snapshot_index),
         directory_bytes(&strata_dir.join("log")) as f64 / 1048576.0,
         directory_bytes(&strata_dir.join("snap")) as f64 / 1048576.0
     );
 
-    let with_snapshot = restarts("strata, with snapshot", args.restarts, &log, |endpoint| strata_command(&strata_dir, endpoint, &["--snapshot-count=0"])).await?;
+    let with_snapshot =
+        restarts("strata, with snapshot", args.restarts, &log, |endpoint| strata_command(&strata_dir, endpoint, &["--snapshot-count=0"])).await?;
     report += &format!("strata restart with the snapshot (load it, replay the tail): {}\n", seconds(&with_snapshot));
     let speedup = full_replay[full_replay.len() / 2].as_secs_f64() / with_snapshot[with_snapshot.len() / 2].as_secs_f64().max(1e-9);
     report += &format!("strata: restart with the snapshot is {speedup:.1}x faster than a full replay\n");

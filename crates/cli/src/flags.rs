@@ -468,8 +468,12 @@ mod tests {
     fn snapshot_and_compaction_flags_are_etcds_with_etcd_3_6s_defaults() {
         use strata_node::AutoCompaction;
         let args = parse(&["strata"]).unwrap();
-        assert_eq!((args.snapshot_count, args.max_snapshots, args.auto_compaction_mode.as_str(), args.auto_compaction_retention.as_str()), (10_000, 5, "periodic", "0"));
-        let args = parse(&["strata", "--snapshot-count=100", "--max-snapshots", "2", "--auto-compaction-mode=revision", "--auto-compaction-retention=1000"]).unwrap();
+        assert_eq!(
+            (args.snapshot_count, args.max_snapshots, args.auto_compaction_mode.as_str(), args.auto_compaction_retention.as_str()),
+            (10_000, 5, "periodic", "0")
+        );
+        let args =
+            parse(&["strata", "--snapshot-count=100", "--max-snapshots", "2", "--auto-compaction-mode=revision", "--auto-compaction-retention=1000"]).unwrap();
         assert_eq!((args.snapshot_count, args.max_snapshots), (100, 2));
         assert!(args.ignored_flags_given().is_empty());
         assert_eq!(auto_compaction("periodic", "0"), Ok(None));

@@ -97,33 +97,34 @@ fn save(file: &Path, endpoints: &str) -> Result<(), String> {
     let url = if endpoint.contains("://") { endpoint.to_string() } else { format!("http://{endpoint}") };
     let partial = PathBuf::from(format!("{}.part", file.display()));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|error| error.to_string())?;
-    let (revision, bytes) = runtime.block_on(async {
-        let channel = tonic::transport::Channel::from_shared(url.clone())
-            .map_err(|error| format!("bad endpoint {url}: {error}"))?
-            .connect()
-            .await
-            .map_err(|error| format!("cannot connect to {url}: {error}"))?;
-        let mut client = admin::admin_client::AdminClient::new(channel);
-        let mut stream = client.snapshot(admin::SnapshotRequest {}).await.map_err(|status| status.message().to_string())?.into_inner();
-        let mut output = std::fs::File::create(&partial).map_err(|error| format!("cannot create {}: {error}", partial.display()))?;
-        let mut progress = Progress::new("saving", "keys");
-        let (mut revision, mut bytes) = (0, 0u64);
-        let received = async {
-            while let Some(chunk) = stream.message().await.map_err(|status| status.message().to_string())? {
-                output.write_all(&chunk.blob).map_err(|error| format!("cannot write {}: {error}", partial.display()))?;
-                bytes += chunk.blob.len() as u64;
-                revision = chunk.revision;
-                progress.update(chunk.keys_done, chunk.keys_total);
-            }
-            output.sync_all().map_err(|error| format!("cannot fsync {}: {error}", partial.display()))
-        };
-        let result = received.await;
-        progress.finish();
-        result.map(|()| (revision, bytes))
-    })
-    .inspect_err(|_| {
-        let _ = std::fs::remove_file(&partial);
-    })?;
+    let (revision, bytes) = runtime
+        .block_on(async {
+            let channel = tonic::transport::Channel::from_shared(url.clone())
+                .map_err(|error| format!("bad endpoint {url}: {error}"))?
+                .connect()
+                .await
+                .map_err(|error| format!("cannot connect to {url}: {error}"))?;
+            let mut client = admin::admin_client::AdminClient::new(channel);
+            let mut stream = client.snapshot(admin::SnapshotRequest {}).await.map_err(|status| status.message().to_string())?.into_inner();
+            let mut output = std::fs::File::create(&partial).map_err(|error| format!("cannot create {}: {error}", partial.display()))?;
+            let mut progress = Progress::new("saving", "keys");
+            let (mut revision, mut bytes) = (0, 0u64);
+            let received = async {
+                while let Some(chunk) = stream.message().await.map_err(|status| status.message().to_string())? {
+                    output.write_all(&chunk.blob).map_err(|error| format!("cannot write {}: {error}", partial.display()))?;
+                    bytes += chunk.blob.len() as u64;
+                    revision = chunk.revision;
+                    progress.update(chunk.keys_done, chunk.keys_total);
+                }
+                output.sync_all().map_err(|error| format!("cannot fsync {}: {error}", partial.display()))
+            };
+            let result = received.await;
+            progress.finish();
+            result.map(|()| (revision, bytes))
+        })
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&partial);
+        })?;
     let file_system = strata_io::RealFileSystem::new();
     if let Err(error) = strata_snapshot::verify(&file_system, &partial, &mut |_, _| {}) {
         let _ = std::fs::remove_file(&partial);

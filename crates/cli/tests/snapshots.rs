@@ -81,7 +81,8 @@ fn save_inspect_and_restore_with_the_binary() {
         });
         let endpoint = server.endpoint.trim_start_matches("http://").to_string();
         let backup = backup.clone();
-        let output = tokio::task::spawn_blocking(move || strata(&["snapshot", "save", backup.to_str().expect("path"), "--endpoints", &endpoint])).await.expect("save");
+        let output =
+            tokio::task::spawn_blocking(move || strata(&["snapshot", "save", backup.to_str().expect("path"), "--endpoints", &endpoint])).await.expect("save");
         assert!(output.status.success(), "save failed: {}", String::from_utf8_lossy(&output.stderr));
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
         assert!(stdout.contains("Snapshot saved at"), "{stdout}");
@@ -124,11 +125,8 @@ fn save_inspect_and_restore_with_the_binary() {
         assert_ne!(status.header.expect("header").member_id, original.header.expect("header").member_id, "a restored node is a new member");
     });
     if let Some(etcdctl) = support::etcdctl_binary() {
-        let output = std::process::Command::new(etcdctl)
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &restored.endpoint, "get", "tool/007"])
-            .output()
-            .expect("etcdctl");
+        let output =
+            std::process::Command::new(etcdctl).env("ETCDCTL_API", "3").args(["--endpoints", &restored.endpoint, "get", "tool/007"]).output().expect("etcdctl");
         assert_eq!(String::from_utf8_lossy(&output.stdout), "tool/007\nvalue-407\n");
     }
 }

@@ -62,7 +62,9 @@ impl AutoCompactor {
     /// How long to wait between two looks.
     pub fn interval_millis(&self) -> u64 {
         match self.mode {
-            AutoCompaction::Periodic { period_millis } => (period_millis.min(PERIODIC_COMPACT_INTERVAL_MAX_MILLIS) / PERIODIC_RETRY_DIVISOR).max(INTERVAL_MIN_MILLIS),
+            AutoCompaction::Periodic { period_millis } => {
+                (period_millis.min(PERIODIC_COMPACT_INTERVAL_MAX_MILLIS) / PERIODIC_RETRY_DIVISOR).max(INTERVAL_MIN_MILLIS)
+            }
             AutoCompaction::Revision { check_interval_millis, .. } => check_interval_millis.max(INTERVAL_MIN_MILLIS),
         }
     }

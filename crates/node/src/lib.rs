@@ -21,8 +21,8 @@ mod entry;
 mod leases;
 mod maintenance;
 mod manifest;
-mod snapshot;
 pub mod metrics;
+mod snapshot;
 mod watch;
 pub mod watch_index;
 mod writer;
@@ -366,8 +366,7 @@ impl Node {
             .map_err(|error| OpenError(format!("cannot start the lease expiry thread: {error}")))?;
         let watch_catch_up =
             watch::CatchUpTask::start(shared.clone()).map_err(|error| OpenError(format!("cannot start the watch catch-up thread: {error}")))?;
-        let snapshot_task =
-            snapshot::SnapshotTask::start(shared.clone()).map_err(|error| OpenError(format!("cannot start the snapshot thread: {error}")))?;
+        let snapshot_task = snapshot::SnapshotTask::start(shared.clone()).map_err(|error| OpenError(format!("cannot start the snapshot thread: {error}")))?;
         let compactor = match config.auto_compaction {
             Some(mode) => Some(
                 compactor::CompactorTask::start(shared.clone(), queue.downgrade(), mode)

@@ -44,9 +44,9 @@ use strata_lease::Lessor;
 use strata_mvcc::{KeyImage, Stamp, Store, VersionImage};
 use strata_segment_log::SegmentLog;
 use strata_snapshot::{
-    is_temporary_file_name, parse_snapshot_file_name, restore_points, retention_plan, snapshot_file_name, AlarmRecord, KeyRecord, LeaseRecord, MemberRecord,
-    Record, RemovedMemberRecord, SnapshotBase, SnapshotEncoder, SnapshotError, SnapshotFile, SnapshotHeader, SnapshotReader, SnapshotWriter, VersionRecord,
-    SNAPSHOT_DIRECTORY_NAME, WRITER_VERSION_CURRENT,
+    is_temporary_file_name, parse_snapshot_file_name, remove_snapshot_files, restore_points, retention_plan, snapshot_file_name, AlarmRecord, KeyRecord,
+    LeaseRecord, MemberRecord, Record, RemovedMemberRecord, SnapshotBase, SnapshotEncoder, SnapshotError, SnapshotFile, SnapshotHeader, SnapshotReader,
+    SnapshotWriter, VersionRecord, SNAPSHOT_DIRECTORY_NAME, WRITER_VERSION_CURRENT,
 };
 use strata_types::{Hlc, NodeId, Origin, Revision};
 
@@ -63,6 +63,10 @@ pub const MAX_SNAPSHOTS_DEFAULT: usize = 5;
 pub const SNAPSHOT_INCREMENTS_MAX_DEFAULT: usize = 16;
 /// Keys read under one read lock while a snapshot streams.
 pub const SNAPSHOT_CHUNK_KEYS_MAX: usize = 1000;
+/// After each chunk of keys, a snapshot rests this many times as long as the chunk took (its
+/// writes and syncs included), so it takes at most about half a core and half the disk and leaves
+/// the rest to the writer and the clients; a snapshot of a million keys then takes about 4 s.
+pub const SNAPSHOT_PACING_RATIO: f64 = 1.0;
 /// How often the snapshot thread looks whether a snapshot is due.
 pub const SNAPSHOT_CHECK_INTERVAL_MILLIS: u64 = 50;
 /// After a failed automatic snapshot, the next attempt waits this long.
@@ -175,6 +179,8 @@ pub(crate) struct Snapshots {
     damaged: Mutex<BTreeSet<String>>,
     /// Held while a snapshot is written into the data directory: at most one at a time.
     writing: Mutex<()>,
+    /// Set when retention deleted segments; the writer then drops them from its log's list.
+    segments_removed: AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -203,6 +209,7 @@ impl Snapshots {
             pins: Mutex::new(BTreeMap::new()),
             damaged: Mutex::new(found.damaged),
             writing: Mutex::new(()),
+            segments_removed: AtomicBool::new(false),
         }
     }
 
@@ -214,6 +221,11 @@ impl Snapshots {
         position.sequence = sequence;
         position.hlc = hlc.0;
         position.log_bytes += appended_bytes;
+    }
+
+    /// Whether retention deleted segments since the last call (the writer's hook).
+    pub(crate) fn take_segments_removed(&self) -> bool {
+        self.segments_removed.swap(false, Ordering::Relaxed)
     }
 
     /// Whether the policy asks for an automatic snapshot now.
@@ -372,7 +384,12 @@ fn auth_records(shared: &Shared) -> Vec<Vec<u8>> {
         revision: state.revision(),
         users: state
             .users()
-            .map(|user| AuthSnapshotUser { name: user.name.clone(), password_hash: user.password_hash.clone(), no_password: user.no_password, roles: user.roles.clone() })
+            .map(|user| AuthSnapshotUser {
+                name: user.name.clone(),
+                password_hash: user.password_hash.clone(),
+                no_password: user.no_password,
+                roles: user.roles.clone(),
+            })
             .collect(),
         roles: state
             .roles()
@@ -462,7 +479,12 @@ fn key_image(record: KeyRecord) -> KeyImage {
 
 /// Streams the capture's records, then its keys in chunks (each under a short read lock), into
 /// `sink`; stops with an error when `stop()` says so. Returns the keys written.
-fn write_state(shared: &Shared, capture: &Capture<'_>, sink: &mut dyn FnMut(&Record, u64) -> Result<(), String>, stop: &dyn Fn() -> bool) -> Result<u64, String> {
+fn write_state(
+    shared: &Shared,
+    capture: &Capture<'_>,
+    sink: &mut dyn FnMut(&Record, u64) -> Result<(), String>,
+    stop: &dyn Fn() -> bool,
+) -> Result<u64, String> {
     for record in &capture.records {
         sink(record, 0)?;
     }
@@ -481,8 +503,10 @@ fn write_state(shared: &Shared, capture: &Capture<'_>, sink: &mut dyn FnMut(&Rec
                 if stop() {
                     return Err("the snapshot was stopped".to_string());
                 }
+                let chunk_started = Instant::now();
                 let images = shared.store.read().unwrap_or_else(|poisoned| poisoned.into_inner()).images_of(chunk, revision);
                 emit(images, sink)?;
+                pace(chunk_started);
             }
         }
         None => {
@@ -495,8 +519,7 @@ fn write_state(shared: &Shared, capture: &Capture<'_>, sink: &mut dyn FnMut(&Rec
                 let (images, next) =
                     shared.store.read().unwrap_or_else(|poisoned| poisoned.into_inner()).image_chunk(after.as_deref(), revision, SNAPSHOT_CHUNK_KEYS_MAX);
                 emit(images, sink)?;
-                let duty: f64 = std::env::var("XDUTY").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-                if duty > 0.0 { std::thread::sleep(chunk_started.elapsed().mul_f64(duty)); }
+                pace(chunk_started);
                 match next {
                     Some(next) => after = Some(next),
                     None => break,
@@ -505,6 +528,11 @@ fn write_state(shared: &Shared, capture: &Capture<'_>, sink: &mut dyn FnMut(&Rec
         }
     }
     Ok(keys_done)
+}
+
+/// After a chunk, the snapshot rests as long as the chunk took ([`SNAPSHOT_PACING_RATIO`]).
+fn pace(chunk_started: Instant) {
+    std::thread::sleep(chunk_started.elapsed().mul_f64(SNAPSHOT_PACING_RATIO));
 }
 
 // ------------------------------------------------------------------------ into the data dir
@@ -517,9 +545,8 @@ pub(crate) fn take(shared: &Shared, full: bool, stop: &dyn Fn() -> bool) -> Resu
     let started = Instant::now();
     let latest = *lock(&snapshots.latest);
     let policy = &snapshots.policy;
-    let base = latest.filter(|latest| {
-        !full && policy.increments_max > 0 && latest.increments < policy.increments_max && latest.increment_bytes < latest.full_bytes
-    });
+    let base =
+        latest.filter(|latest| !full && policy.increments_max > 0 && latest.increments < policy.increments_max && latest.increment_bytes < latest.full_bytes);
     let capture = capture(shared, base);
     let header = capture.header.clone();
     let file_name = snapshot_file_name(header.revision, header.base.map(|base| base.revision));
@@ -548,6 +575,9 @@ pub(crate) fn take(shared: &Shared, full: bool, stop: &dyn Fn() -> bool) -> Resu
     *lock(&snapshots.latest) = Some(next);
     shared.store.write().unwrap_or_else(|poisoned| poisoned.into_inner()).set_revision_index_pin(Some(header.revision));
     let (snapshots_removed, segments_removed) = retain(snapshots)?;
+    if segments_removed > 0 {
+        snapshots.segments_removed.store(true, Ordering::Relaxed);
+    }
     let created = SnapshotCreated {
         path,
         revision: header.revision,
@@ -605,14 +635,10 @@ fn retain(snapshots: &Snapshots) -> Result<(usize, usize), String> {
     files.retain(|file| !damaged.contains(&file.file_name));
     let plan = retention_plan(&files, snapshots.policy.keep);
     doomed.extend(plan.delete.iter().map(|&position| files[position].file_name.clone()));
-    for name in &doomed {
-        let path = snapshots.directory.join(name);
-        file_system.remove(&path).map_err(|error| format!("cannot delete snapshot {}: {error}", path.display()))?;
-    }
-    if !doomed.is_empty() {
-        file_system.sync_dir(&snapshots.directory).map_err(|error| format!("{}: {error}", snapshots.directory.display()))?;
-        lock(&snapshots.damaged).retain(|name| !doomed.contains(name));
-    }
+    doomed.sort();
+    doomed.dedup();
+    remove_snapshot_files(file_system, &snapshots.directory, &doomed).map_err(|error| format!("cannot delete old snapshots: {error}"))?;
+    lock(&snapshots.damaged).retain(|name| !doomed.contains(name));
     let segments_removed = match plan.log_covered_through {
         Some(covered) => SegmentLog::remove_segments_through(file_system, &snapshots.log_directory, covered).map_err(|error| error.to_string())?.len(),
         None => 0,
@@ -645,9 +671,7 @@ fn stream_into(shared: &Shared, sender: &tokio::sync::mpsc::Sender<Result<Snapsh
     let mut encoder = SnapshotEncoder::new(&capture.header);
     let gone = || sender.is_closed();
     let send = |bytes: Vec<u8>, keys_done: u64| -> Result<(), String> {
-        sender
-            .blocking_send(Ok(SnapshotStreamChunk { bytes, revision, keys_done, keys_total }))
-            .map_err(|_| "the client went away".to_string())
+        sender.blocking_send(Ok(SnapshotStreamChunk { bytes, revision, keys_done, keys_total })).map_err(|_| "the client went away".to_string())
     };
     let keys_done = write_state(
         shared,
@@ -903,7 +927,11 @@ fn load_chain(file_system: &dyn FileSystem, directory: &Path, files: &[SnapshotF
                 other => records.push(other),
             }
         }
-        image.keys = if header.base.is_some() { merge_keys(std::mem::take(&mut image.keys), keys) } else { keys.into_iter().filter(|key| !key.versions.is_empty()).collect() };
+        image.keys = if header.base.is_some() {
+            merge_keys(std::mem::take(&mut image.keys), keys)
+        } else {
+            keys.into_iter().filter(|key| !key.versions.is_empty()).collect()
+        };
         image.records = records;
         image.header = header;
     }
@@ -960,7 +988,10 @@ fn into_state(image: Image, config: &NodeConfig, manifest: &Manifest, lessor_id_
                 cluster.apply(&LogClusterChange { member_remove: Some(removed.id), ..LogClusterChange::default() });
             }
             Record::Alarm(alarm) => {
-                cluster.apply(&LogClusterChange { alarm_activate: Some(LogAlarm { member_id: alarm.member_id, alarm: alarm.alarm }), ..LogClusterChange::default() });
+                cluster.apply(&LogClusterChange {
+                    alarm_activate: Some(LogAlarm { member_id: alarm.member_id, alarm: alarm.alarm }),
+                    ..LogClusterChange::default()
+                });
             }
             Record::Auth(bytes) => auth.push(bytes),
             Record::Key(_) => unreachable!("keys were taken out by load_chain"),

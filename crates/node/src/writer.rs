@@ -222,6 +222,9 @@ impl Writer {
             Ok(()) => {
                 store.mark_durable();
                 self.shared.snapshots.mark_durable(self.log.last_index(), self.sequence, self.hlc, appended_bytes);
+                if self.shared.snapshots.take_segments_removed() {
+                    self.log.forget_removed_segments();
+                }
                 cluster_batch.publish(&self.shared);
                 auth_batch.publish(&self.shared);
                 let leases_changed = !lease_batch.is_empty();

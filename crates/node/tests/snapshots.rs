@@ -80,12 +80,8 @@ fn observe(node: &Node) -> Observed {
     let status = node.status();
     let (revision, compacted) = (status.revision, status.compacted_revision);
     let readable = [0, compacted.max(1), (compacted + revision) / 2, revision - 1];
-    let mut leases: Vec<(i64, i64, Vec<Vec<u8>>)> = node
-        .leases()
-        .into_iter()
-        .filter_map(|id| node.lease_time_to_live(id, true))
-        .map(|lease| (lease.id, lease.granted_ttl_seconds, lease.keys))
-        .collect();
+    let mut leases: Vec<(i64, i64, Vec<Vec<u8>>)> =
+        node.leases().into_iter().filter_map(|id| node.lease_time_to_live(id, true)).map(|lease| (lease.id, lease.granted_ttl_seconds, lease.keys)).collect();
     leases.sort();
     Observed {
         revision,
@@ -355,12 +351,24 @@ fn automatic_snapshots_follow_the_entry_count_and_keep_the_newest() {
         if round % 50 == 49 {
             let entries = node.status().last_log_index;
             wait_until("a snapshot covers all but the last 25 entries", || {
-                files(&disk, "snap").iter().filter_map(|name| name.split('.').next()?.parse::<i64>().ok()).max().is_some_and(|revision| revision as u64 + 25 > entries)
+                files(&disk, "snap")
+                    .iter()
+                    .filter_map(|name| name.split('.').next()?.parse::<i64>().ok())
+                    .max()
+                    .is_some_and(|revision| revision as u64 + 25 > entries)
             });
         }
     }
     assert!(restore_points(&disk) <= 4, "the newest 2 restore points and their bases: {:?}", files(&disk, "snap"));
     assert!(first_segment_index(&disk) > 1, "covered segments were deleted");
+    // The segment gauge counts what is there once the writer saw the deletion. (After an explicit
+    // snapshot, which waits for any automatic one, the next is 25 entries away.)
+    runtime.block_on(node.create_snapshot(false)).expect("snapshot");
+    runtime.block_on(node.write(put("auto/last", "v", 0))).expect("put");
+    let mut metrics = strata_node::metrics::MetricsText::new();
+    node.write_metrics(&mut metrics);
+    let gauge = metrics.finish().lines().find_map(|line| line.strip_prefix("strata_log_segments ")?.trim().parse::<usize>().ok()).expect("gauge");
+    assert_eq!(gauge, files(&disk, "log").iter().filter(|name| name.ends_with(".seg")).count());
     let expected = observe(&node);
     runtime.block_on(node.shutdown());
     drop(node);

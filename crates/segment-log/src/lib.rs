@@ -24,5 +24,6 @@ pub use format::{
 };
 pub use log::{
     segment_file_name, LogOptions, RecordHandler, RecoveredLog, SegmentLog,
-    SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN, WRITER_VERSION_CURRENT,
+    GRADUAL_DELETE_STEP_BYTES, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN,
+    WRITER_VERSION_CURRENT,
 };

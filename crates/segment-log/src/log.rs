@@ -32,6 +32,9 @@ use crate::recovery::{scan_last_segment, scan_sealed_segment, ScanError};
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
 /// The smallest usable `segment_bytes_max`: a header and one empty record.
 pub const SEGMENT_BYTES_MIN: u64 = HEADER_BYTES + FRAME_HEADER_BYTES;
+/// Segment retention frees a deleted segment's space this much at a time (see
+/// [`SegmentLog::remove_segments_through`]).
+pub const GRADUAL_DELETE_STEP_BYTES: u64 = 8 * 1024 * 1024;
 
 const SEGMENT_FILE_SUFFIX: &str = ".seg";
 const TEMPORARY_FILE_SUFFIX: &str = ".tmp";
@@ -496,11 +499,16 @@ impl SegmentLog {
         Ok(indexes)
     }
 
-    /// Segment retention: deletes, oldest first, every segment of `dir` whose records are all at
-    /// or below `covered_through` (its successor starts at or before `covered_through + 1`), then
-    /// fsyncs the directory. The last segment is never deleted, nor is a sealed segment that holds
-    /// a record after `covered_through`. Safe while the log is open: only sealed segments go.
-    /// Returns the deleted paths.
+    /// Segment retention: deletes every segment of `dir` whose records are all at or below
+    /// `covered_through` (its successor starts at or before `covered_through + 1`). The last
+    /// segment is never deleted, nor is a sealed segment that holds a record after
+    /// `covered_through`. Safe while the log is open: only sealed segments go.
+    ///
+    /// The segments are first renamed to `.tmp` names (oldest first; the directory fsynced), so a
+    /// crash leaves either the segment or a leftover that open removes, then shrunk by
+    /// [`GRADUAL_DELETE_STEP_BYTES`] at a time (each step fsynced) and removed, and the directory
+    /// fsynced: freeing a large file at once stalls the file system's journal, and with it the
+    /// active segment's `fdatasync`, for tens of milliseconds. Returns the deleted paths.
     pub fn remove_segments_through(
         fs: &dyn FileSystem,
         dir: &Path,
@@ -522,13 +530,30 @@ impl SegmentLog {
             if *next_first_index > covered_through.saturating_add(1) {
                 break;
             }
-            fs.remove(path).map_err(LogError::io(path))?;
+            fs.rename(path, &temporary_path(path))
+                .map_err(LogError::io(path))?;
             removed.push(path.clone());
         }
-        if !removed.is_empty() {
-            fs.sync_dir(dir).map_err(LogError::io(dir))?;
+        if removed.is_empty() {
+            return Ok(removed);
         }
+        fs.sync_dir(dir).map_err(LogError::io(dir))?;
+        for path in &removed {
+            let temporary = temporary_path(path);
+            remove_gradually(fs, &temporary).map_err(LogError::io(&temporary))?;
+        }
+        fs.sync_dir(dir).map_err(LogError::io(dir))?;
         Ok(removed)
+    }
+
+    /// Drops the segments that retention ([`SegmentLog::remove_segments_through`], from another
+    /// thread) deleted from this log's list of segments, so [`SegmentLog::segment_count`] and
+    /// [`SegmentLog::segment_paths`] count only what is there. One `exists` per listed segment.
+    pub fn forget_removed_segments(&mut self) {
+        let file_system = self.file_system.clone();
+        let last = self.segments.last().cloned();
+        self.segments
+            .retain(|path| Some(path) == last.as_ref() || file_system.exists(path).unwrap_or(true));
     }
 
     /// The number of segment files, the active one included.
@@ -624,6 +649,20 @@ impl SegmentLog {
             capacity: new_segment.capacity,
         })
     }
+}
+
+/// Shrinks a file by [`GRADUAL_DELETE_STEP_BYTES`] at a time, each step fsynced, then removes it
+/// (the caller fsyncs the directory).
+fn remove_gradually(file_system: &dyn FileSystem, path: &Path) -> std::io::Result<()> {
+    let mut file = file_system.open(path)?;
+    let mut length = file.len()?;
+    while length > GRADUAL_DELETE_STEP_BYTES {
+        length -= GRADUAL_DELETE_STEP_BYTES;
+        file.set_len(length)?;
+        file.sync_data()?;
+    }
+    drop(file);
+    file_system.remove(path)
 }
 
 /// Seals a full segment: cut the preallocated tail, fsync. Never touched again.

@@ -93,17 +93,53 @@ fn a_crash_at_any_point_of_retention_leaves_a_log_that_opens_after_the_index() {
     let reference = filled_disk();
     let firsts = first_indexes(&reference);
     let covered_through = firsts[firsts.len() - 2];
-    for operations in 0..firsts.len() as u64 + 2 {
+    for operations in 0u64.. {
+        let mut finished = false;
         for mode in [CrashMode::LoseUnsynced, CrashMode::TornTail { seed: operations }] {
             let disk = filled_disk();
             disk.fail_operations_after(operations);
-            let _ = SegmentLog::remove_segments_through(&disk, &directory(), covered_through);
+            finished |= SegmentLog::remove_segments_through(&disk, &directory(), covered_through).is_ok();
             disk.crash(mode);
             disk.clear_faults();
             let (_, replayed) = open_after(&disk, covered_through).unwrap_or_else(|error| panic!("after {operations} operations: {error}"));
             assert_eq!(replayed, (covered_through + 1..=RECORD_COUNT).collect::<Vec<_>>());
+            assert!(files(&disk).iter().all(|name| !name.ends_with(".tmp")), "open removed the leftovers");
+        }
+        if finished {
+            assert!(operations as usize > 2 * (firsts.len() - 2), "every rename, removal and fsync was a crash point");
+            return;
         }
     }
+}
+
+#[test]
+fn large_segments_are_freed_a_step_at_a_time() {
+    let disk = SimulatedFileSystem::new();
+    let options = LogOptions { node_id: 1, segment_bytes_max: 20 * 1024 * 1024, ..LogOptions::default() };
+    let mut log = SegmentLog::open(Arc::new(disk.clone()), &directory(), options.clone(), &mut |_, _| Ok(())).expect("open").log;
+    let record = vec![7u8; 9 * 1024 * 1024];
+    for index in 1..=5 {
+        log.append(index, &record).expect("append");
+        log.sync().expect("sync");
+    }
+    drop(log);
+    assert!(first_indexes(&disk).len() >= 3);
+    let syncs_before = disk.statistics().data_syncs;
+    let removed = SegmentLog::remove_segments_through(&disk, &directory(), 4).expect("remove");
+    assert!(!removed.is_empty());
+    let steps = disk.statistics().data_syncs - syncs_before;
+    assert!(steps as usize >= 2 * removed.len(), "{steps} shrinking steps for {} segments of 18 MiB", removed.len());
+    let mut replayed = Vec::new();
+    SegmentLog::open_after(Arc::new(disk.clone()), &directory(), options, 4, &mut |index, _| {
+        replayed.push(index);
+        Ok(())
+    })
+    .expect("open after");
+    assert_eq!(replayed, vec![5]);
+}
+
+fn files(disk: &SimulatedFileSystem) -> Vec<String> {
+    disk.list(&directory()).expect("list").iter().map(|path| path.file_name().expect("name").to_string_lossy().into_owned()).collect()
 }
 
 #[test]

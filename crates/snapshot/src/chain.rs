@@ -58,7 +58,9 @@ fn chain_of(files: &[SnapshotFile], position: usize) -> Option<Vec<usize>> {
     let mut current = position;
     while let Some(base) = files[current].header.base {
         let revision = files[current].header.revision;
-        let found = files.iter().position(|file| file.header.revision == base.revision && file.header.log_index == base.log_index && file.header.revision < revision)?;
+        let found = files
+            .iter()
+            .position(|file| file.header.revision == base.revision && file.header.log_index == base.log_index && file.header.revision < revision)?;
         if chain.len() > files.len() {
             return None;
         }

@@ -338,7 +338,10 @@ pub(crate) fn decode_prefix(bytes: &[u8]) -> Result<Prefix, HeaderProblem> {
     }
     let header_length = read_u32(bytes, 16) as usize;
     if header_length > HEADER_BYTES_MAX {
-        return Err(HeaderProblem::Corrupt { offset: HEADER_LENGTH_OFFSET, reason: format!("a header of {header_length} bytes is larger than {HEADER_BYTES_MAX}") });
+        return Err(HeaderProblem::Corrupt {
+            offset: HEADER_LENGTH_OFFSET,
+            reason: format!("a header of {header_length} bytes is larger than {HEADER_BYTES_MAX}"),
+        });
     }
     Ok(Prefix { format_version, writer_version: read_u32(bytes, 12), header_length, header_crc: read_u32(bytes, 20) })
 }

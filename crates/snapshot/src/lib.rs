@@ -30,4 +30,4 @@ pub use format::{
 };
 pub use names::{is_temporary_file_name, parse_snapshot_file_name, snapshot_file_name, temporary_file_name, SnapshotName, SNAPSHOT_DIRECTORY_NAME};
 pub use read::{verify, SnapshotReader, SnapshotStatistics, READ_BLOCK_BYTES};
-pub use write::{SnapshotEncoder, SnapshotSummary, SnapshotWriter, SYNC_INTERVAL_BYTES, WRITE_CHUNK_BYTES};
+pub use write::{remove_snapshot_files, SnapshotEncoder, SnapshotSummary, SnapshotWriter, GRADUAL_DELETE_STEP_BYTES, SYNC_INTERVAL_BYTES, WRITE_CHUNK_BYTES};

@@ -8,8 +8,8 @@
 //!   `.tmp` file (removed at start-up), never a partial snapshot under a snapshot's name.
 //! - The trailer's CRC covers every byte before it, so a reader that reached the trailer has seen
 //!   exactly the bytes that were written.
-//! - Written data is flushed in chunks and synced every [`SYNC_INTERVAL_BYTES`], so the final
-//!   fsync never has a whole large snapshot to write back at once (it would stall the log's).
+//! - Written data is flushed in chunks and synced every [`SYNC_INTERVAL_BYTES`], so no fsync ever
+//!   has much to write back at once (the log's `fdatasync` would queue behind it).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,9 +22,44 @@ use crate::format::{encode_prefix_and_header, encode_trailer_payload, KeyRecord,
 use crate::names::temporary_file_name;
 
 /// Bytes buffered before a write to the file.
-pub const WRITE_CHUNK_BYTES: usize = 1024 * 1024;
-/// Bytes written between two `fdatasync`s of a snapshot being written.
-pub const SYNC_INTERVAL_BYTES: u64 = 16 * 1024 * 1024;
+pub const WRITE_CHUNK_BYTES: usize = 256 * 1024;
+/// Bytes written between two `fdatasync`s of a snapshot being written: small, so that the log's
+/// `fdatasync` never waits long behind the snapshot's write-back (measured with a million keys on
+/// ext4: syncing every 4 MiB made the p99 of puts during a snapshot 4.6x that without one, every
+/// 1 MiB 3x, every 256 KiB 1.4x).
+pub const SYNC_INTERVAL_BYTES: u64 = 256 * 1024;
+
+/// Deleting a snapshot frees its space this much at a time (see [`remove_snapshot_files`]).
+pub const GRADUAL_DELETE_STEP_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Deletes snapshot files of `directory`: renamed to their temporary names first (the directory
+/// fsynced, so a crash leaves either the snapshot or a leftover that start-up removes), then each
+/// shrunk by [`GRADUAL_DELETE_STEP_BYTES`] at a time (each step fsynced) and removed, and the
+/// directory fsynced again. Freeing a large file at once stalls the file system's journal, and
+/// with it the log's `fdatasync`, for tens of milliseconds.
+pub fn remove_snapshot_files(file_system: &dyn FileSystem, directory: &Path, names: &[String]) -> Result<(), SnapshotError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    for name in names {
+        let (path, temporary) = (directory.join(name), directory.join(temporary_file_name(name)));
+        file_system.rename(&path, &temporary).map_err(SnapshotError::io(&path))?;
+    }
+    file_system.sync_dir(directory).map_err(SnapshotError::io(directory))?;
+    for name in names {
+        let temporary = directory.join(temporary_file_name(name));
+        let mut file = file_system.open(&temporary).map_err(SnapshotError::io(&temporary))?;
+        let mut length = file.len().map_err(SnapshotError::io(&temporary))?;
+        while length > GRADUAL_DELETE_STEP_BYTES {
+            length -= GRADUAL_DELETE_STEP_BYTES;
+            file.set_len(length).map_err(SnapshotError::io(&temporary))?;
+            file.sync_data().map_err(SnapshotError::io(&temporary))?;
+        }
+        drop(file);
+        file_system.remove(&temporary).map_err(SnapshotError::io(&temporary))?;
+    }
+    file_system.sync_dir(directory).map_err(SnapshotError::io(directory))
+}
 
 /// What was written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,7 +154,11 @@ impl SnapshotEncoder {
         let mut bytes = self.take();
         let trailer = encode_trailer_payload(self.record_count, self.key_count, self.crc);
         crate::format::encode_bytes_frame(RecordKind::End, &trailer, &mut bytes);
-        let summary = SnapshotSummary { bytes: self.taken_bytes + trailer.len() as u64 + crate::format::FRAME_HEADER_BYTES as u64, record_count: self.record_count, key_count: self.key_count };
+        let summary = SnapshotSummary {
+            bytes: self.taken_bytes + trailer.len() as u64 + crate::format::FRAME_HEADER_BYTES as u64,
+            record_count: self.record_count,
+            key_count: self.key_count,
+        };
         (bytes, summary)
     }
 }
@@ -205,7 +244,7 @@ impl SnapshotWriter {
         }
         let bytes = self.encoder.take();
         self.write(&bytes)?;
-        if self.unsynced_bytes >= std::env::var("XSYNC").ok().and_then(|v| v.parse().ok()).unwrap_or(SYNC_INTERVAL_BYTES) {
+        if self.unsynced_bytes >= SYNC_INTERVAL_BYTES {
             self.file.sync_data().map_err(SnapshotError::io(&self.temporary))?;
             self.unsynced_bytes = 0;
         }

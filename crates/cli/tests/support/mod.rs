@@ -101,14 +101,7 @@ pub fn start_strata(data_dir: &Path, extra_args: &[&str]) -> ServerProcess {
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let mut command = Command::new(strata_binary());
-    command
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--listen-client-urls")
-        .arg(&endpoint)
-        .arg("--advertise-client-urls")
-        .arg(&endpoint)
-        .args(extra_args);
+    command.arg("--data-dir").arg(data_dir).arg("--listen-client-urls").arg(&endpoint).arg("--advertise-client-urls").arg(&endpoint).args(extra_args);
     spawn_and_wait(command, endpoint, data_dir)
 }
 

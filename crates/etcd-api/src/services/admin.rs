@@ -34,7 +34,8 @@ impl admin::admin_server::Admin for Api {
 
     async fn create_snapshot(&self, request: Request<admin::CreateSnapshotRequest>) -> Result<Response<admin::CreateSnapshotResponse>, Status> {
         self.check_admin(&request)?;
-        let created = self.node.create_snapshot(request.into_inner().full).await.map_err(|message| Status::internal(format!("strata: snapshot failed: {message}")))?;
+        let created =
+            self.node.create_snapshot(request.into_inner().full).await.map_err(|message| Status::internal(format!("strata: snapshot failed: {message}")))?;
         Ok(Response::new(admin::CreateSnapshotResponse {
             file_name: created.path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default(),
             revision: created.revision,
