@@ -24,20 +24,6 @@ use support::{etcd_binary, start_etcd_with_args, start_strata, ServerProcess, Te
 /// Both servers hash with this bcrypt cost (etcd's `--bcrypt-cost`) to keep the test fast.
 const BCRYPT_COST_FLAG: &str = "--bcrypt-cost=4";
 
-fn etcdctl_binary() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|directory| directory.join("etcdctl"))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|value| value == "true") {
-            panic!("etcdctl is not installed but CI=true: .ci/run installs Debian's etcd-client");
-        }
-        eprintln!("NOTICE: etcdctl not found on PATH; skipping (apt-get install etcd-client to run it)");
-    }
-    found
-}
 
 /// What one etcdctl run printed.
 #[derive(Debug, PartialEq, Eq)]
@@ -167,7 +153,7 @@ fn script() -> Vec<Run> {
 
 #[test]
 fn etcdctl_manages_auth_as_on_etcd() {
-    let Some(binary) = etcdctl_binary() else { return };
+    let Some(binary) = support::etcdctl_binary() else { return };
     let Some(etcd) = etcd_binary() else { return };
     let temp = TempDir::new("etcdctl-auth");
     let strata = start_strata(&temp.join("strata"), &["--name", "ctl-auth", BCRYPT_COST_FLAG]);
@@ -234,7 +220,7 @@ fn restart(server: &mut ServerProcess, kill: bool) -> ServerProcess {
 
 #[test]
 fn auth_state_survives_restarts() {
-    let Some(binary) = etcdctl_binary() else { return };
+    let Some(binary) = support::etcdctl_binary() else { return };
     let temp = TempDir::new("etcdctl-auth-restart");
     let mut server = start_strata(&temp.join("data"), &["--name", "ctl-auth", BCRYPT_COST_FLAG]);
     let mut ctl = Etcdctl { binary, endpoint: server.endpoint.clone(), tls: Vec::new() };
@@ -350,7 +336,7 @@ fn certificate_arguments(certificates: &TempDir, user: &str) -> Vec<String> {
 
 #[test]
 fn a_verified_client_certificate_names_the_user_as_on_etcd() {
-    let Some(binary) = etcdctl_binary() else { return };
+    let Some(binary) = support::etcdctl_binary() else { return };
     let Some(etcd) = etcd_binary() else { return };
     let temp = TempDir::new("etcdctl-auth-cn");
     let certificates = TempDir::new("etcdctl-auth-cn-pki");

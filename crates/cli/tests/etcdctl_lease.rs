@@ -8,20 +8,6 @@ use std::process::{Command, Output, Stdio};
 
 use support::{start_strata, TempDir};
 
-fn etcdctl_binary() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|directory| directory.join("etcdctl"))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|value| value == "true") {
-            panic!("etcdctl is not installed but CI=true: .ci/run installs Debian's etcd-client");
-        }
-        eprintln!("NOTICE: etcdctl not found on PATH; skipping (apt-get install etcd-client to run it)");
-    }
-    found
-}
 
 struct Etcdctl {
     binary: std::path::PathBuf,
@@ -65,7 +51,7 @@ fn granted_id(output: &str, ttl: u64) -> String {
 
 #[test]
 fn etcdctl_manages_leases_unchanged() {
-    let Some(binary) = etcdctl_binary() else { return };
+    let Some(binary) = support::etcdctl_binary() else { return };
     let temp = TempDir::new("etcdctl-lease");
     let server = start_strata(&temp.join("data"), &["--name", "ctl-lease"]);
     let ctl = Etcdctl { binary, endpoint: server.endpoint.clone() };

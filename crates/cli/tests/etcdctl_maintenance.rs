@@ -18,20 +18,6 @@ const QUOTA_PUTS_MAX: usize = 50;
 /// The hash etcd answers for an empty key space: CRC-32C of its bucket name `key`.
 const EMPTY_HASH: &str = "1084519789";
 
-fn etcdctl_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|directory| directory.join("etcdctl"))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|value| value == "true") {
-            panic!("etcdctl is not installed but CI=true: .ci/run installs Debian's etcd-client");
-        }
-        eprintln!("NOTICE: etcdctl not found on PATH; skipping (apt-get install etcd-client to run it)");
-    }
-    found
-}
 
 struct Etcdctl {
     binary: PathBuf,
@@ -83,7 +69,7 @@ fn restart(server: &mut ServerProcess, data_dir: &Path) -> (ServerProcess, Strin
 
 #[test]
 fn etcdctl_maintenance_works_unchanged() {
-    let Some(binary) = etcdctl_binary() else { return };
+    let Some(binary) = support::etcdctl_binary() else { return };
     let temp = TempDir::new("etcdctl-maintenance");
     let data_dir = temp.join("data");
     let mut server = start(&data_dir);

@@ -14,20 +14,6 @@ use support::{connect, start_strata, TempDir};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn etcdctl_binary() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|directory| directory.join("etcdctl"))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|value| value == "true") {
-            panic!("etcdctl is not installed but CI=true: .ci/run installs Debian's etcd-client");
-        }
-        eprintln!("NOTICE: etcdctl not found on PATH; skipping (apt-get install etcd-client to run it)");
-    }
-    found
-}
 
 /// An etcdctl process whose stdout lines arrive on a channel; killed on drop.
 struct Running {
@@ -101,7 +87,7 @@ fn await_keys(runtime: &tokio::runtime::Runtime, endpoint: &str, prefix: &str, c
 
 #[test]
 fn lock_and_elect_work_through_etcdctl() {
-    let Some(binary) = etcdctl_binary() else { return };
+    let Some(binary) = support::etcdctl_binary() else { return };
     let temp = TempDir::new("recipes");
     let server = start_strata(&temp.join("data"), &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();

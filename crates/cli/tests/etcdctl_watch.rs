@@ -17,20 +17,6 @@ use support::{etcd_binary, start_etcd, start_strata, TempDir};
 
 const OUTPUT_WAIT_MAX: Duration = Duration::from_secs(30);
 
-fn etcdctl_binary() -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|directory| directory.join("etcdctl"))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|value| value == "true") {
-            panic!("etcdctl is not installed but CI=true: .ci/run installs Debian's etcd-client");
-        }
-        eprintln!("NOTICE: etcdctl not found on PATH; skipping (apt-get install etcd-client to run it)");
-    }
-    found
-}
 
 /// A running `etcdctl watch`: its output lines arrive on a channel as it prints them.
 struct Watching {
@@ -154,7 +140,7 @@ fn check(binary: &std::path::Path, endpoint: &str) -> Watching {
 
 #[test]
 fn etcdctl_watch_works_unchanged() {
-    let Some(binary) = etcdctl_binary() else { return };
+    let Some(binary) = support::etcdctl_binary() else { return };
     let temp = TempDir::new("etcdctl-watch");
     let mut strata = start_strata(&temp.join("strata"), &["--name", "ctl"]);
     let _watching = check(&binary, &strata.endpoint);

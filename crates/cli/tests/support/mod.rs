@@ -108,16 +108,22 @@ pub fn start_strata(data_dir: &Path, extra_args: &[&str]) -> ServerProcess {
 /// The `etcd` binary, if installed. Under CI (`CI=true`) a missing etcd is a failure; on a
 /// developer's machine the caller skips with a printed notice.
 pub fn etcd_binary() -> Option<PathBuf> {
+    installed("etcd", "etcd-server")
+}
+
+/// `name` from PATH, or `None` with a printed notice; under CI a missing one is a failure, since
+/// `.ci/run` installs Debian's `package`.
+fn installed(name: &str, package: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|directory| directory.join("etcd"))
+        .map(|directory| directory.join(name))
         .find(|candidate| candidate.is_file());
     if found.is_none() {
         if std::env::var("CI").is_ok_and(|value| value == "true") {
-            panic!("etcd is not installed but CI=true: .ci/run installs Debian's etcd-server; differential tests cannot be skipped in CI");
+            panic!("{name} is not installed but CI=true: .ci/run installs Debian's {package}; these tests cannot be skipped in CI");
         }
-        eprintln!("NOTICE: etcd not found on PATH; skipping this differential test (apt-get install etcd-server to run it)");
+        eprintln!("NOTICE: {name} not found on PATH; skipping this test (apt-get install {package} to run it)");
     }
     found
 }
@@ -252,16 +258,5 @@ pub fn start_server_when(mut command: Command, endpoint: String, data_dir: &Path
 /// The `etcdctl` binary, if installed (under CI a missing one is a failure; elsewhere the caller
 /// skips with a printed notice).
 pub fn etcdctl_binary() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|directory| directory.join("etcdctl"))
-        .find(|candidate| candidate.is_file());
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|value| value == "true") {
-            panic!("etcdctl is not installed but CI=true: .ci/run installs Debian's etcd-client");
-        }
-        eprintln!("NOTICE: etcdctl not found on PATH; skipping (apt-get install etcd-client to run it)");
-    }
-    found
+    installed("etcdctl", "etcd-client")
 }
