@@ -22,6 +22,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// Save a running node's snapshot, restore one into a new data directory, or inspect one.
     Snapshot(crate::snapshot::SnapshotArgs),
+    /// Move data between etcd and Strata: from an etcd snapshot or data directory, or to an etcd snapshot file.
+    Migrate(crate::migrate::MigrateArgs),
+    /// Check, read-only, whether this binary can serve a data directory (`upgrade check`).
+    Upgrade(crate::upgrade::UpgradeArgs),
+    /// Print a segment's, snapshot's or manifest's header and records, for operators.
+    Inspect(crate::inspect::InspectArgs),
 }
 
 /// `strata bench`: etcd benchmark's flag names.
@@ -277,6 +283,8 @@ serve_args! {
         snapshot_log_bytes: u64 = "268435456", "STRATA_SNAPSHOT_LOG_BYTES";
         /// Strata's own: incremental snapshots between two full ones (0: always full).
         snapshot_increments: u64 = "16", "STRATA_SNAPSHOT_INCREMENTS";
+        /// Strata's own: the storage format new files are written in (0: the newest this binary writes; an older one keeps the data directory readable by the older release it came with). See `strata upgrade check`.
+        storage_format: u32 = "0", "STRATA_STORAGE_FORMAT";
         /// Auth tokens: simple, or jwt,pub-key=PATH,priv-key=PATH,sign-method=METHOD[,ttl=DURATION].
         auth_token: String = "simple", "ETCD_AUTH_TOKEN";
         /// Seconds a simple token lives after its last use.
@@ -391,6 +399,9 @@ mod tests {
             Some(Command::Serve(serve)) => serve,
             Some(Command::Bench(_)) => panic!("parsed as bench"),
             Some(Command::Snapshot(_)) => panic!("parsed as snapshot"),
+            Some(Command::Migrate(_)) => panic!("parsed as migrate"),
+            Some(Command::Upgrade(_)) => panic!("parsed as upgrade"),
+            Some(Command::Inspect(_)) => panic!("parsed as inspect"),
             None => cli.serve,
         })
     }

@@ -5,10 +5,13 @@ mod authority;
 mod bench;
 mod bench_restart;
 mod flags;
+mod inspect;
 mod metrics;
+mod migrate;
 mod serve;
 mod snapshot;
 mod tls;
+mod upgrade;
 
 use clap::Parser;
 
@@ -19,6 +22,10 @@ fn main() -> std::process::ExitCode {
         Some(flags::Command::Serve(serve)) => serve::run(serve),
         Some(flags::Command::Bench(bench)) => bench::run(bench),
         Some(flags::Command::Snapshot(snapshot)) => snapshot::run(snapshot),
+        Some(flags::Command::Migrate(migrate)) => migrate::run(migrate),
+        // Their own exit codes: 1 for a directory or file found wanting, 2 for one that cannot be read.
+        Some(flags::Command::Upgrade(upgrade)) => return upgrade::run(upgrade),
+        Some(flags::Command::Inspect(inspect)) => return inspect::run(inspect),
         None => serve::run(cli.serve),
     };
     match result {

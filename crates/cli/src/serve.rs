@@ -58,6 +58,9 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
             increments_max: usize::try_from(args.snapshot_increments).unwrap_or(usize::MAX),
         };
         config.auto_compaction = crate::flags::auto_compaction(&args.auto_compaction_mode, &args.auto_compaction_retention)?;
+        if args.storage_format != 0 {
+            config.storage_format = args.storage_format;
+        }
         let node = Arc::new(Node::open(config).map_err(|error| error.to_string())?);
         info!(data_dir = %data_directory, member_id = %format!("{:x}", node.member_id()), revision = node.revision(), "opened data directory");
         let info = ServerInfo {

@@ -6,6 +6,8 @@
 //!   renames it to `FILE`, as etcdctl's `snapshot save` does with its `.part` file.
 //! - `restore FILE --data-dir DIR`: a new data directory holding the snapshot's data, as a new
 //!   member (new member and cluster ids, itself the only member), as etcdctl's `snapshot restore`.
+//!   An etcd snapshot file (a bbolt file, told by its first bytes) is imported as
+//!   `strata migrate from-etcd` imports it.
 //! - `inspect FILE`: verifies the whole file and prints its header, revision, timeframe, key count
 //!   and size.
 //!
@@ -23,6 +25,8 @@ use strata_etcd_api::pb::strata as admin;
 const PROGRESS_REDRAW_INTERVAL: Duration = Duration::from_millis(100);
 /// The width of a progress bar, in characters.
 const PROGRESS_BAR_CHARACTERS: usize = 30;
+/// The bytes read to tell an etcd snapshot (bbolt) from a Strata one.
+const SNIFF_BYTES: usize = 64;
 
 #[derive(Args, Debug, Clone)]
 pub struct SnapshotArgs {
@@ -42,18 +46,8 @@ pub enum SnapshotAction {
     /// Restore a full snapshot FILE into a new data directory, as a new member.
     Restore {
         file: PathBuf,
-        /// The data directory to create (default: NAME.strata); it must not exist or be empty.
-        #[arg(long, default_value = "")]
-        data_dir: String,
-        /// The new member's name.
-        #[arg(long, default_value = "default")]
-        name: String,
-        /// The new cluster's token, used to derive its ids.
-        #[arg(long, default_value = "etcd-cluster")]
-        initial_cluster_token: String,
-        /// The new member's peer URLs (comma-separated).
-        #[arg(long, default_value = "http://localhost:2380")]
-        initial_advertise_peer_urls: String,
+        #[command(flatten)]
+        member: crate::migrate::NewMemberArgs,
     },
     /// Verify a snapshot FILE and print its header, revision, timeframe, key count and size.
     Inspect { file: PathBuf },
@@ -62,11 +56,13 @@ pub enum SnapshotAction {
 pub fn run(args: SnapshotArgs) -> Result<(), String> {
     match args.action {
         SnapshotAction::Save { file, endpoints } => save(&file, &endpoints),
-        SnapshotAction::Restore { file, data_dir, name, initial_cluster_token, initial_advertise_peer_urls } => {
-            let data_directory = if data_dir.is_empty() { format!("{name}.strata") } else { data_dir };
-            let mut config = strata_node::NodeConfig::new(&name, Path::new(&data_directory));
-            config.initial_cluster_token = initial_cluster_token;
-            config.advertise_peer_urls = initial_advertise_peer_urls.split(',').map(str::trim).filter(|url| !url.is_empty()).map(str::to_string).collect();
+        SnapshotAction::Restore { file, member } => {
+            let (data_directory, config) = member.config();
+            if is_etcd_snapshot(&file)? {
+                let (summary, report) = crate::migrate::import_etcd(&file, &config, false)?;
+                crate::migrate::print_import(&file, &data_directory, &summary, &report);
+                return Ok(());
+            }
             let mut progress = Progress::new("restoring", "MiB");
             let report = strata_node::restore_snapshot(&file, &config, &mut |done, total| progress.update(mebibytes(done), mebibytes(total)))?;
             progress.finish();
@@ -83,6 +79,16 @@ pub fn run(args: SnapshotArgs) -> Result<(), String> {
         }
         SnapshotAction::Inspect { file } => inspect(&file),
     }
+}
+
+/// Whether `file` starts like a bbolt file: an etcd snapshot rather than a Strata one.
+fn is_etcd_snapshot(file: &Path) -> Result<bool, String> {
+    use std::io::Read;
+    let mut prefix = Vec::with_capacity(SNIFF_BYTES);
+    std::fs::File::open(file)
+        .and_then(|opened| opened.take(SNIFF_BYTES as u64).read_to_end(&mut prefix))
+        .map_err(|error| format!("cannot read {}: {error}", file.display()))?;
+    Ok(strata_etcd_api::etcd_db::looks_like_etcd_db(&prefix))
 }
 
 fn mebibytes(bytes: u64) -> u64 {
@@ -181,7 +187,7 @@ fn inspect(file: &Path) -> Result<(), String> {
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
-struct Progress {
+pub(crate) struct Progress {
     label: &'static str,
     unit: &'static str,
     enabled: bool,
@@ -189,11 +195,11 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(label: &'static str, unit: &'static str) -> Progress {
+    pub(crate) fn new(label: &'static str, unit: &'static str) -> Progress {
         Progress { label, unit, enabled: std::io::stderr().is_terminal(), drawn: None }
     }
 
-    fn update(&mut self, done: u64, total: u64) {
+    pub(crate) fn update(&mut self, done: u64, total: u64) {
         if !self.enabled || self.drawn.is_some_and(|drawn| drawn.elapsed() < PROGRESS_REDRAW_INTERVAL) {
             return;
         }
@@ -210,7 +216,7 @@ impl Progress {
         );
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if self.enabled && self.drawn.is_some() {
             eprintln!();
         }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Layers from the bottom; a crate may depend on crates of lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["strata-types", "strata-io"],
+    &["strata-types", "strata-io", "strata-bbolt"],
     &["strata-segment-log", "strata-snapshot", "strata-mvcc", "strata-lease", "strata-auth"],
     &["strata-node"],
     &["strata-etcd-api"],

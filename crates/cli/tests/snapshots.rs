@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use strata_etcd_api::pb::etcdserverpb as pb;
-use support::{connect, etcd_binary, start_etcd_with_args, start_strata, strata_binary, Clients, TempDir};
+use support::{connect, etcd_binary, start_etcd_with_args, start_strata, strata_binary, Clients, TempDir, names};
 
 /// Small segments and frequent snapshots, so retention deletes segments within a test.
 const FREQUENT_SNAPSHOTS: &[&str] = &["--log-segment-bytes=16384", "--snapshot-count=200", "--max-snapshots=2", "--snapshot-increments=3"];
@@ -34,14 +34,6 @@ async fn data(clients: &mut Clients) -> (u32, i64, Vec<strata_etcd_api::pb::mvcc
     let range = pb::RangeRequest { key: vec![0], range_end: vec![0], ..pb::RangeRequest::default() };
     let kvs = clients.kv.range(range).await.expect("range").into_inner().kvs;
     (hash.hash, hash.header.expect("header").revision, kvs)
-}
-
-fn names(directory: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(directory)
-        .map(|entries| entries.map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 fn first_segment(data_dir: &Path) -> u64 {

@@ -16,7 +16,9 @@
 //! - Only this crate and `strata-io` touch the data directory.
 
 mod auth;
+pub mod check;
 mod compactor;
+pub mod directory;
 mod entry;
 mod leases;
 mod maintenance;
@@ -57,6 +59,7 @@ pub use snapshot::{
     restore_snapshot, RestoreReport, SnapshotCreated, SnapshotPolicy, SnapshotStreamChunk, MAX_SNAPSHOTS_DEFAULT, SNAPSHOT_CHUNK_KEYS_MAX,
     SNAPSHOT_COUNT_DEFAULT, SNAPSHOT_INCREMENTS_MAX_DEFAULT, SNAPSHOT_LOG_BYTES_DEFAULT,
 };
+pub use snapshot::{decode_auth_record, encode_auth_record, restore_from, RestoreSource, StateSnapshot, ORIGIN_RESTORING_NODE};
 pub use strata_mvcc::{AutoCompaction, REVISION_CHECK_INTERVAL_MILLIS};
 pub use watch::{
     WatchCreate, WatchError, WatchResponse, WatchStream, CATCH_UP_REVISIONS_MAX, WATCHER_BUFFER_RESPONSES_MAX, WATCH_ID_NONE,
@@ -98,6 +101,9 @@ pub struct NodeConfig {
     pub snapshot: SnapshotPolicy,
     /// etcd's `--auto-compaction-mode` and `--auto-compaction-retention`; `None`: off.
     pub auto_compaction: Option<AutoCompaction>,
+    /// The storage format new files are written in (`--storage-format`, `strata_types::formats`):
+    /// the newest by default, an older one to keep the directory readable by an older release.
+    pub storage_format: u32,
 }
 
 impl NodeConfig {
@@ -113,6 +119,7 @@ impl NodeConfig {
             auth: AuthConfig::default(),
             snapshot: SnapshotPolicy::default(),
             auto_compaction: None,
+            storage_format: strata_types::formats::STORAGE_FORMAT_NEWEST,
         }
     }
 }
@@ -264,6 +271,15 @@ impl Node {
     /// Opens the data directory through `fs` (the simulated disk in tests).
     pub fn open_with(fs: Arc<dyn FileSystem>, config: NodeConfig, lock: Option<LockFile>) -> Result<Node, OpenError> {
         let directory = &config.data_directory;
+        let storage_format = strata_types::formats::storage_format(config.storage_format).ok_or_else(|| {
+            OpenError(format!(
+                "storage format {} is not one this binary writes (1 to {})",
+                config.storage_format,
+                strata_types::formats::STORAGE_FORMAT_NEWEST
+            ))
+        })?;
+        // Before anything is created or changed: every file must be one this binary reads.
+        directory::survey(fs.as_ref(), directory).map_err(OpenError)?;
         fs.create_dir_all(directory).map_err(|error| OpenError(format!("{}: {error}", directory.display())))?;
         let manifest = match Manifest::load(fs.as_ref(), directory).map_err(OpenError)? {
             Some(manifest) => manifest,
@@ -317,6 +333,8 @@ impl Node {
         };
         let options = LogOptions {
             node_id,
+            format_version: storage_format.segment,
+            cluster_id: manifest.cluster_id,
             segment_bytes_max: config.segment_bytes_max,
             ..LogOptions::default()
         };

@@ -10,7 +10,7 @@ use strata_io::FileSystem;
 pub const MANIFEST_FILE_NAME: &str = "STRATA";
 pub const MANIFEST_MAGIC: &[u8; 8] = b"STRATAMF";
 /// The newest manifest format this binary reads and the one it writes.
-pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+pub const MANIFEST_FORMAT_VERSION: u32 = strata_types::formats::newest_version(strata_types::formats::FileKind::Manifest);
 const MANIFEST_HEADER_BYTES: usize = 20;
 
 #[derive(Clone, PartialEq, prost::Message)]

@@ -1,7 +1,9 @@
 //! The node's snapshots: taking them without pausing writes, loading the newest valid chain at
 //! start-up, segment retention, the snapshot thread that takes them automatically, the online
-//! snapshot stream (`strata snapshot save`) and the offline restore. The file format is
-//! `strata-snapshot`'s (`docs/formats/snapshot.md`).
+//! snapshot stream (`strata snapshot save`), the state as records for other formats
+//! ([`StateSnapshot`]: etcd's, in `strata-etcd-api`) and the offline restore from a file or any
+//! record source ([`restore_from`]). The file format is `strata-snapshot`'s
+//! (`docs/formats/snapshot.md`).
 //!
 //! Taking a snapshot (the thread `strata-snapshot`, at most one at a time into the data directory):
 //! 1. *Capture*, under the store's write lock for a moment: the durable revision `R` and the
@@ -377,8 +379,14 @@ struct AuthSnapshotPermission {
 /// The auth state as the payloads of `Auth` records (see `docs/formats/snapshot.md`), taken under
 /// the store's write lock with the rest of a capture (the writer publishes auth changes under it).
 fn auth_records(shared: &Shared) -> Vec<Vec<u8>> {
+    vec![encode_auth_record(&shared.auth.state())]
+}
+
+/// The payload of the one `Auth` record a snapshot holds for `state` (users with their bcrypt
+/// hashes and roles, roles with their permissions, the enabled flag and the auth revision). For
+/// the node's own snapshots and for other formats mapped into snapshot records (etcd's).
+pub fn encode_auth_record(state: &strata_auth::AuthState) -> Vec<u8> {
     use prost::Message;
-    let state = shared.auth.state();
     let snapshot = AuthSnapshot {
         enabled: state.is_enabled(),
         revision: state.revision(),
@@ -403,36 +411,39 @@ fn auth_records(shared: &Shared) -> Vec<Vec<u8>> {
             })
             .collect(),
     };
-    vec![snapshot.encode_to_vec()]
+    snapshot.encode_to_vec()
+}
+
+/// The auth state of one `Auth` record's payload ([`encode_auth_record`]'s inverse).
+pub fn decode_auth_record(payload: &[u8]) -> Result<strata_auth::AuthState, String> {
+    use prost::Message;
+    let snapshot = AuthSnapshot::decode(payload).map_err(|error| format!("the auth record does not decode: {error}"))?;
+    let users = snapshot
+        .users
+        .into_iter()
+        .map(|user| strata_auth::User { name: user.name, password_hash: user.password_hash, no_password: user.no_password, roles: user.roles })
+        .collect();
+    let roles = snapshot
+        .roles
+        .into_iter()
+        .map(|role| strata_auth::Role {
+            name: role.name,
+            permissions: role
+                .permissions
+                .into_iter()
+                .map(|permission| strata_auth::Permission { kind: permission.kind, key: permission.key, range_end: permission.range_end })
+                .collect(),
+        })
+        .collect();
+    Ok(strata_auth::AuthState::restore(snapshot.enabled, snapshot.revision, users, roles))
 }
 
 /// The auth state of a snapshot's `Auth` records (none: a new store's). A later release that
 /// splits the state over several records extends this; this one writes one.
 fn restore_auth(records: &[Vec<u8>]) -> Result<strata_auth::AuthState, String> {
-    use prost::Message;
     match records {
         [] => Ok(strata_auth::AuthState::new()),
-        [payload] => {
-            let snapshot = AuthSnapshot::decode(payload.as_slice()).map_err(|error| format!("the auth record does not decode: {error}"))?;
-            let users = snapshot
-                .users
-                .into_iter()
-                .map(|user| strata_auth::User { name: user.name, password_hash: user.password_hash, no_password: user.no_password, roles: user.roles })
-                .collect();
-            let roles = snapshot
-                .roles
-                .into_iter()
-                .map(|role| strata_auth::Role {
-                    name: role.name,
-                    permissions: role
-                        .permissions
-                        .into_iter()
-                        .map(|permission| strata_auth::Permission { kind: permission.kind, key: permission.key, range_end: permission.range_end })
-                        .collect(),
-                })
-                .collect();
-            Ok(strata_auth::AuthState::restore(snapshot.enabled, snapshot.revision, users, roles))
-        }
+        [payload] => decode_auth_record(payload),
         _ => Err(format!("it holds {} auth records where this release writes one", records.len())),
     }
 }
@@ -533,6 +544,39 @@ fn write_state(
 /// After a chunk, the snapshot rests as long as the chunk took ([`SNAPSHOT_PACING_RATIO`]).
 fn pace(chunk_started: Instant) {
     std::thread::sleep(chunk_started.elapsed().mul_f64(SNAPSHOT_PACING_RATIO));
+}
+
+// ------------------------------------------------------------------------ as records
+
+/// A full snapshot of a node's state at one durable point, as records ([`crate::Node::state_snapshot`]):
+/// the header (revision, compacted revision, log index, HLC, timeframe), then with
+/// [`StateSnapshot::records`] the leases, members, removed members, alarms and auth state (taken
+/// with the revision), then every key with its versions at or below the revision, in key order.
+/// While it lives, the compaction pin keeps physical compaction from dropping what it reads.
+///
+/// Invariant: the same state gives the same header (`created_unix_millis` aside) and the same
+/// records in the same order, so a format built from them (etcd's, online and offline) is the
+/// same too.
+pub struct StateSnapshot<'a> {
+    shared: &'a Shared,
+    capture: Capture<'a>,
+}
+
+impl StateSnapshot<'_> {
+    pub fn header(&self) -> &SnapshotHeader {
+        &self.capture.header
+    }
+
+    /// About how many keys [`StateSnapshot::records`] will hand out (for progress).
+    pub fn key_count_estimate(&self) -> u64 {
+        self.capture.key_count_estimate
+    }
+
+    /// Hands every record to `sink`; the keys are read in chunks under short read locks, so writes
+    /// go on meanwhile. Blocking: call it from a thread that may wait. An error of `sink` stops it.
+    pub fn records(self, sink: &mut dyn FnMut(&Record) -> Result<(), String>) -> Result<(), String> {
+        write_state(self.shared, &self.capture, &mut |record, _| sink(record), &|| false).map(|_| ())
+    }
 }
 
 // ------------------------------------------------------------------------ into the data dir
@@ -1026,14 +1070,70 @@ pub struct RestoreReport {
     pub cluster_id: u64,
 }
 
+/// The origin node of versions that have none yet: [`restore_from`] stamps them, and the
+/// header's timeframe entry for it, with the new member's id. Formats without stamps (etcd's)
+/// are mapped into records with this origin, since the new member's id is chosen only by the
+/// restore.
+pub const ORIGIN_RESTORING_NODE: u64 = 0;
+
+/// Where [`restore_from`] takes a full snapshot's records from: a Strata snapshot file
+/// ([`restore_snapshot`]) or another format mapped into records (etcd's, in `strata-etcd-api`).
+pub trait RestoreSource {
+    /// What the records are the state of; its node and cluster ids and writer version are
+    /// replaced by the new member's, the rest is kept.
+    fn header(&self) -> &SnapshotHeader;
+    /// The next record, keys in ascending key order; `Ok(None)` once every record was handed out
+    /// (and, for a file, the whole file verified).
+    fn next_record(&mut self) -> Result<Option<Record>, String>;
+    /// How far along the source is, as `(done, total)` in a unit of its own (bytes, records).
+    fn progress(&self) -> (u64, u64);
+}
+
+/// A Strata snapshot file as a [`RestoreSource`]: verified as it is read.
+struct FileSource {
+    reader: SnapshotReader,
+}
+
+impl RestoreSource for FileSource {
+    fn header(&self) -> &SnapshotHeader {
+        self.reader.header()
+    }
+
+    fn next_record(&mut self) -> Result<Option<Record>, String> {
+        self.reader.next_record().map_err(|error| error.to_string())
+    }
+
+    fn progress(&self) -> (u64, u64) {
+        (self.reader.position(), self.reader.file_length())
+    }
+}
+
 /// Restores a full snapshot file (as `strata snapshot save` writes it) into a new data directory,
-/// as etcdctl's `snapshot restore` does: the data directory must not exist (or be empty); the node
-/// gets new member and cluster ids from `config` (a restored node is a new member and a new
-/// origin), its membership is itself alone and its alarms are cleared; keys with their history,
-/// leases and the timeframe are kept. The file is verified as it is copied; `progress(bytes read,
-/// file size)` is called now and then. The log of the new directory starts after the snapshot's
-/// log index, so the snapshot is the only way to its data: start-up never replays past it.
+/// as etcdctl's `snapshot restore` does (see [`restore_from`]). The file is verified as it is
+/// copied; `progress(bytes read, file size)` is called now and then.
 pub fn restore_snapshot(file: &Path, config: &NodeConfig, progress: &mut dyn FnMut(u64, u64)) -> Result<RestoreReport, String> {
+    let file_system = strata_io::RealFileSystem::new();
+    let reader = SnapshotReader::open(&file_system, file).map_err(|error| error.to_string())?;
+    if let Some(base) = reader.header().base {
+        return Err(format!(
+            "{} is an incremental snapshot (on top of revision {}); restore takes a full snapshot, as strata snapshot save writes",
+            file.display(),
+            base.revision
+        ));
+    }
+    restore_from(&mut FileSource { reader }, config, progress)
+}
+
+/// Restores the records of `source` into a new data directory: the data directory must not exist
+/// (or be empty); the node gets new member and cluster ids from `config` (a restored node is a new
+/// member and a new origin), its membership is itself alone and its alarms are cleared; keys with
+/// their history, leases, auth and the timeframe are kept, versions of origin
+/// [`ORIGIN_RESTORING_NODE`] are stamped with the new member's id. `progress(done, total)` (the
+/// source's unit) is called now and then. The log of the new directory starts after the header's
+/// log index, so the snapshot is the only way to its data: start-up never replays past it. On an
+/// error of the source, the snapshot's temporary file is removed and no manifest is written (an
+/// empty `snap/` may remain; callers that must leave nothing build in a directory of their own).
+pub fn restore_from(source: &mut dyn RestoreSource, config: &NodeConfig, progress: &mut dyn FnMut(u64, u64)) -> Result<RestoreReport, String> {
     let file_system: Arc<dyn FileSystem> = Arc::new(strata_io::RealFileSystem::new());
     let directory = &config.data_directory;
     let io_error = |path: &Path, error: std::io::Error| format!("{}: {error}", path.display());
@@ -1042,47 +1142,59 @@ pub fn restore_snapshot(file: &Path, config: &NodeConfig, progress: &mut dyn FnM
     {
         return Err(format!("data-dir {:?} exists", directory.display().to_string()));
     }
-    let mut reader = SnapshotReader::open(file_system.as_ref(), file).map_err(|error| error.to_string())?;
-    let source = reader.header().clone();
-    if let Some(base) = source.base {
-        return Err(format!(
-            "{} is an incremental snapshot (on top of revision {}); restore takes a full snapshot, as strata snapshot save writes",
-            file.display(),
-            base.revision
-        ));
+    let source_header = source.header().clone();
+    if let Some(base) = source_header.base {
+        return Err(format!("an incremental snapshot (on top of revision {}) cannot be restored on its own", base.revision));
     }
     file_system.create_dir_all(directory).map_err(|error| io_error(directory, error))?;
     let manifest = crate::new_manifest(config);
+    let mut timeframe = source_header.timeframe.clone();
+    if let Some(sequence) = timeframe.remove(&ORIGIN_RESTORING_NODE) {
+        let own = timeframe.entry(manifest.node_id).or_default();
+        *own = (*own).max(sequence);
+    }
     let header = SnapshotHeader {
         node_id: manifest.node_id,
         cluster_id: manifest.cluster_id,
         writer_version: WRITER_VERSION_CURRENT,
         created_unix_millis: crate::wall_clock_millis(),
-        ..source.clone()
+        timeframe,
+        ..source_header
     };
     let snapshot_directory = directory.join(SNAPSHOT_DIRECTORY_NAME);
     let file_name = snapshot_file_name(header.revision, None);
     let mut writer = SnapshotWriter::create(file_system.clone(), &snapshot_directory, &file_name, &header).map_err(|error| error.to_string())?;
     let member = MemberRecord { id: manifest.node_id, peer_urls: config.advertise_peer_urls.clone(), is_learner: false };
-    let copied = (|| -> Result<(), SnapshotError> {
-        writer.append(&Record::Member(member))?;
-        let mut reported = 0;
-        while let Some(record) = reader.next_record()? {
+    let copied = (|| -> Result<(), String> {
+        let error = |error: SnapshotError| error.to_string();
+        writer.append(&Record::Member(member)).map_err(error)?;
+        let mut count = 0u64;
+        while let Some(record) = source.next_record()? {
             match record {
                 Record::Member(_) | Record::RemovedMember(_) | Record::Alarm(_) => {}
-                other => writer.append(&other)?,
+                Record::Key(mut key) => {
+                    for version in &mut key.versions {
+                        if version.origin_node == ORIGIN_RESTORING_NODE {
+                            version.origin_node = manifest.node_id;
+                        }
+                    }
+                    writer.append(&Record::Key(key)).map_err(error)?;
+                }
+                other => writer.append(&other).map_err(error)?,
             }
-            if reader.position() - reported >= strata_snapshot::READ_BLOCK_BYTES as u64 {
-                reported = reader.position();
-                progress(reported, reader.file_length());
+            count += 1;
+            if count % RESTORE_PROGRESS_RECORDS == 0 {
+                let (done, total) = source.progress();
+                progress(done, total);
             }
         }
-        progress(reader.file_length(), reader.file_length());
+        let (_, total) = source.progress();
+        progress(total, total);
         Ok(())
     })();
-    if let Err(error) = copied {
+    if let Err(message) = copied {
         writer.abandon();
-        return Err(error.to_string());
+        return Err(message);
     }
     let path = writer.path().to_path_buf();
     let summary = writer.finish().map_err(|error| error.to_string())?;
@@ -1096,6 +1208,9 @@ pub fn restore_snapshot(file: &Path, config: &NodeConfig, progress: &mut dyn FnM
         cluster_id: manifest.cluster_id,
     })
 }
+
+/// A restore reports progress after this many records.
+const RESTORE_PROGRESS_RECORDS: u64 = 1024;
 
 impl crate::Node {
     /// Takes a snapshot into the data directory now, as the automatic trigger does (a full one
@@ -1112,5 +1227,11 @@ impl crate::Node {
     /// (online backup). Writes go on meanwhile; dropping the receiver stops it.
     pub fn snapshot_stream(&self) -> tokio::sync::mpsc::Receiver<Result<SnapshotStreamChunk, String>> {
         stream(self.shared.clone())
+    }
+
+    /// A full snapshot of the node's state as of now, to be read as records (see
+    /// [`StateSnapshot`]): the point is taken here, under the store's write lock for a moment.
+    pub fn state_snapshot(&self) -> StateSnapshot<'_> {
+        StateSnapshot { shared: &self.shared, capture: capture(&self.shared, None) }
     }
 }

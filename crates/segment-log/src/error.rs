@@ -24,6 +24,12 @@ pub enum LogError {
         found_version: u32,
         supported_version: u32,
     },
+    /// A segment (format version 2 on) names another cluster than the log's; it was left untouched.
+    ForeignSegment {
+        path: PathBuf,
+        found_cluster_id: u64,
+        expected_cluster_id: u64,
+    },
     /// A file named like a segment does not start with the segment magic.
     BadMagic { path: PathBuf },
     /// A payload larger than `RECORD_BYTES_MAX`.
@@ -47,6 +53,12 @@ impl fmt::Display for LogError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LogError::Io { path, source } => write!(formatter, "segment log IO error on {}: {source}", path.display()),
+            LogError::ForeignSegment { path, found_cluster_id, expected_cluster_id } => write!(
+                formatter,
+                "segment file {} belongs to cluster {found_cluster_id:x} (header byte offset 48), but this data directory is \
+                 cluster {expected_cluster_id:x}; nothing was modified: move the file out if it was copied in by mistake",
+                path.display()
+            ),
             LogError::Corrupt { path, offset, reason } => write!(
                 formatter,
                 "segment file {} is corrupt at byte offset {offset}: {reason}. The file was left untouched; \

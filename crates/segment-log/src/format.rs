@@ -1,5 +1,7 @@
-//! The segment file format, version 1, as pure encode/decode functions (no IO). The byte-by-byte
-//! description with its crash cases lives in `docs/formats/segment.md`; keep the two in step.
+//! The segment file format, versions 1 and 2, as pure encode/decode functions (no IO). The
+//! byte-by-byte description with its crash cases and the version history live in
+//! `docs/formats/segment.md`; keep the two in step. The versions themselves are listed in
+//! `strata_types::formats`.
 //!
 //! Invariants:
 //! - Bytes 0..12 of a header (magic and format version) keep their meaning in every version, so
@@ -10,8 +12,8 @@
 
 /// The first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"STRATSEG";
-/// The newest segment format version this code writes and reads.
-pub const FORMAT_VERSION_CURRENT: u32 = 1;
+/// The newest segment format version this code writes and reads (every older one is read too).
+pub const FORMAT_VERSION_CURRENT: u32 = strata_types::formats::newest_version(strata_types::formats::FileKind::Segment);
 /// The size of a segment header.
 pub const HEADER_BYTES: u64 = 64;
 /// The size of a frame header: length, CRC, index.
@@ -19,10 +21,18 @@ pub const FRAME_HEADER_BYTES: u64 = 16;
 /// The largest payload a record may carry.
 pub const RECORD_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
-/// Where the header CRC sits; it covers bytes `0..HEADER_CRC_OFFSET`.
-pub(crate) const HEADER_CRC_OFFSET: usize = 48;
-/// Where the zero padding starts (after the CRC) and ends (the header's end).
-const HEADER_PADDING_OFFSET: usize = 52;
+/// Where a version 2 header's cluster id sits.
+const HEADER_CLUSTER_ID_OFFSET: usize = 48;
+
+/// Where the header CRC sits in a header of `format_version`; it covers every byte before it.
+/// The zero padding follows it to the header's end.
+pub(crate) const fn header_crc_offset(format_version: u32) -> usize {
+    if format_version == 1 {
+        48
+    } else {
+        56
+    }
+}
 /// Where a header's first index sits, for error offsets.
 pub(crate) const HEADER_FIRST_INDEX_OFFSET: u64 = 24;
 /// Where a header's format version sits, for error offsets.
@@ -36,8 +46,10 @@ pub struct SegmentHeader {
     pub node_id: u64,
     pub first_index: u64,
     pub first_revision: i64,
-    /// Reserved for Raft; always 0 in version 1.
+    /// Reserved for Raft; always 0 in versions 1 and 2.
     pub term: u64,
+    /// The cluster the segment belongs to (version 2 on; 0 in a version 1 header).
+    pub cluster_id: u64,
 }
 
 /// Why a header was refused.
@@ -49,7 +61,15 @@ pub(crate) enum HeaderProblem {
 }
 
 impl SegmentHeader {
+    /// Encodes the header in its `format_version` (1 or 2: a version 1 header has no cluster id;
+    /// `cluster_id` must then be 0).
     pub fn encode(&self) -> [u8; HEADER_BYTES as usize] {
+        assert!(
+            (1..=FORMAT_VERSION_CURRENT).contains(&self.format_version),
+            "segment format version {} is not one this code writes",
+            self.format_version
+        );
+        assert!(self.format_version >= 2 || self.cluster_id == 0, "a version 1 segment header has no cluster id");
         let mut bytes = [0u8; HEADER_BYTES as usize];
         bytes[0..8].copy_from_slice(&SEGMENT_MAGIC);
         bytes[8..12].copy_from_slice(&self.format_version.to_le_bytes());
@@ -58,8 +78,12 @@ impl SegmentHeader {
         bytes[24..32].copy_from_slice(&self.first_index.to_le_bytes());
         bytes[32..40].copy_from_slice(&self.first_revision.to_le_bytes());
         bytes[40..48].copy_from_slice(&self.term.to_le_bytes());
-        let crc = crc32c::crc32c(&bytes[..HEADER_CRC_OFFSET]);
-        bytes[HEADER_CRC_OFFSET..HEADER_PADDING_OFFSET].copy_from_slice(&crc.to_le_bytes());
+        if self.format_version >= 2 {
+            bytes[HEADER_CLUSTER_ID_OFFSET..HEADER_CLUSTER_ID_OFFSET + 8].copy_from_slice(&self.cluster_id.to_le_bytes());
+        }
+        let crc_offset = header_crc_offset(self.format_version);
+        let crc = crc32c::crc32c(&bytes[..crc_offset]);
+        bytes[crc_offset..crc_offset + 4].copy_from_slice(&crc.to_le_bytes());
         bytes
     }
 
@@ -99,20 +123,22 @@ impl SegmentHeader {
                 ),
             });
         }
-        let stored_crc = read_u32(bytes, HEADER_CRC_OFFSET);
-        let computed_crc = crc32c::crc32c(&bytes[..HEADER_CRC_OFFSET]);
+        let crc_offset = header_crc_offset(format_version);
+        let stored_crc = read_u32(bytes, crc_offset);
+        let computed_crc = crc32c::crc32c(&bytes[..crc_offset]);
         if stored_crc != computed_crc {
             return Err(HeaderProblem::Corrupt {
-                offset: HEADER_CRC_OFFSET as u64,
+                offset: crc_offset as u64,
                 reason: format!("header CRC32C mismatch (stored {stored_crc:#010x}, computed {computed_crc:#010x})"),
             });
         }
-        if let Some(position) = bytes[HEADER_PADDING_OFFSET..HEADER_BYTES as usize]
+        let padding_offset = crc_offset + 4;
+        if let Some(position) = bytes[padding_offset..HEADER_BYTES as usize]
             .iter()
             .position(|byte| *byte != 0)
         {
             return Err(HeaderProblem::Corrupt {
-                offset: (HEADER_PADDING_OFFSET + position) as u64,
+                offset: (padding_offset + position) as u64,
                 reason: "header padding is not zero".to_string(),
             });
         }
@@ -123,6 +149,7 @@ impl SegmentHeader {
             first_index: read_u64(bytes, 24),
             first_revision: read_u64(bytes, 32) as i64,
             term: read_u64(bytes, 40),
+            cluster_id: if format_version >= 2 { read_u64(bytes, HEADER_CLUSTER_ID_OFFSET) } else { 0 },
         };
         if header.first_index == 0 {
             return Err(HeaderProblem::Corrupt {
@@ -243,7 +270,25 @@ mod tests {
             first_index: 42,
             first_revision: 99,
             term: 0,
+            cluster_id: 0,
         }
+    }
+
+    fn header_v2() -> SegmentHeader {
+        SegmentHeader { format_version: 2, cluster_id: 0x1122_3344_5566_7788, ..header() }
+    }
+
+    #[test]
+    fn version_2_header_round_trips_with_its_cluster_id() {
+        let bytes = header_v2().encode();
+        assert_eq!(&bytes[48..56], &0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(header_v2()));
+        let mut damaged = bytes;
+        damaged[50] ^= 1;
+        assert!(matches!(SegmentHeader::decode(&damaged), Err(HeaderProblem::Corrupt { offset: 56, .. })));
+        let mut padded = header_v2().encode();
+        padded[61] = 1;
+        assert!(matches!(SegmentHeader::decode(&padded), Err(HeaderProblem::Corrupt { offset: 61, .. })));
     }
 
     #[test]
@@ -260,10 +305,10 @@ mod tests {
         assert_eq!(SegmentHeader::decode(&bytes), Err(HeaderProblem::BadMagic));
 
         let mut bytes = header().encode();
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&(FORMAT_VERSION_CURRENT + 1).to_le_bytes());
         assert_eq!(
             SegmentHeader::decode(&bytes),
-            Err(HeaderProblem::UnsupportedFormat { found_version: 2 })
+            Err(HeaderProblem::UnsupportedFormat { found_version: FORMAT_VERSION_CURRENT + 1 })
         );
 
         let mut bytes = header().encode();

@@ -23,7 +23,7 @@ pub use format::{
     SEGMENT_MAGIC,
 };
 pub use log::{
-    segment_file_name, LogOptions, RecordHandler, RecoveredLog, SegmentLog,
+    parse_segment_name, segment_file_name, verify_segment, LogOptions, SegmentSummary, RecordHandler, RecoveredLog, SegmentLog,
     GRADUAL_DELETE_STEP_BYTES, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN,
     WRITER_VERSION_CURRENT,
 };

@@ -90,6 +90,12 @@ pub struct LogOptions {
     pub node_id: u64,
     /// The writing binary's version, written into every new segment header.
     pub writer_version: u32,
+    /// The segment format version new segments are written in (`strata_types::formats`: the
+    /// storage format the node is pinned to). Existing segments keep theirs.
+    pub format_version: u32,
+    /// The cluster the log belongs to: written into every new segment header (format version 2
+    /// on), and a segment of another cluster is refused at open. 0 = unknown (nothing checked).
+    pub cluster_id: u64,
     /// The size new segments are preallocated to; a record that does not fit in the active segment
     /// goes to a new one. A record larger than a fresh segment gets a segment of its own, sized to
     /// fit it.
@@ -101,6 +107,8 @@ impl Default for LogOptions {
         LogOptions {
             node_id: 0,
             writer_version: WRITER_VERSION_CURRENT,
+            format_version: FORMAT_VERSION_CURRENT,
+            cluster_id: 0,
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
         }
     }
@@ -213,6 +221,11 @@ impl SegmentLog {
         start_after: u64,
         on_record: &mut RecordHandler<'_>,
     ) -> Result<RecoveredLog, LogError> {
+        if !(1..=FORMAT_VERSION_CURRENT).contains(&options.format_version) {
+            return Err(LogError::InvalidOptions {
+                reason: format!("segment format version {} is not one this binary writes (1 to {FORMAT_VERSION_CURRENT})", options.format_version),
+            });
+        }
         if options.segment_bytes_max < SEGMENT_BYTES_MIN {
             return Err(LogError::InvalidOptions {
                 reason: format!(
@@ -278,6 +291,9 @@ impl SegmentLog {
                         header.first_index
                     ),
                 });
+            }
+            if header.format_version >= 2 && options.cluster_id != 0 && header.cluster_id != options.cluster_id {
+                return Err(LogError::ForeignSegment { path, found_cluster_id: header.cluster_id, expected_cluster_id: options.cluster_id });
             }
             segments.push(FoundSegment { path, header });
         }
@@ -615,13 +631,15 @@ impl SegmentLog {
             .directory
             .join(segment_file_name(new_segment.first_index));
         let temporary = temporary_path(&path);
+        let format_version = self.options.format_version;
         let header = SegmentHeader {
-            format_version: FORMAT_VERSION_CURRENT,
+            format_version,
             writer_version: self.options.writer_version,
             node_id: self.options.node_id,
             first_index: new_segment.first_index,
             first_revision: new_segment.first_revision,
             term: 0,
+            cluster_id: if format_version >= 2 { self.options.cluster_id } else { 0 },
         };
         let mut file = self
             .file_system
@@ -681,7 +699,11 @@ fn read_header(file_system: &dyn FileSystem, path: &Path) -> Result<SegmentHeade
     let mut bytes = vec![0; file_len.min(HEADER_BYTES) as usize];
     file.read_exact_at(0, &mut bytes)
         .map_err(LogError::io(path))?;
-    SegmentHeader::decode(&bytes).map_err(|problem| match problem {
+    SegmentHeader::decode(&bytes).map_err(|problem| header_error(path, problem))
+}
+
+fn header_error(path: &Path, problem: HeaderProblem) -> LogError {
+    match problem {
         HeaderProblem::BadMagic => LogError::BadMagic {
             path: path.to_path_buf(),
         },
@@ -695,7 +717,58 @@ fn read_header(file_system: &dyn FileSystem, path: &Path) -> Result<SegmentHeade
             offset,
             reason,
         },
-    })
+    }
+}
+
+/// What a read-only verification of one whole segment file found (see [`verify_segment`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentSummary {
+    pub header: SegmentHeader,
+    /// Valid records, from `header.first_index` on.
+    pub record_count: u64,
+    /// The index after the last valid record.
+    pub next_index: u64,
+    /// Where the valid records end.
+    pub records_end: u64,
+    /// Bytes of torn tail after the records (a last segment only; open would cut them).
+    pub torn_tail_bytes: u64,
+}
+
+/// Verifies a whole segment file's bytes without any IO, as open does: the header, then every
+/// frame, calling `on_record(index, payload)` for each valid one. A sealed segment (`last ==
+/// false`) must be valid to its last byte; in the last segment a torn tail is allowed and
+/// reported. Errors name the byte offset (the path in them is `path`, only for the message).
+/// Never panics, whatever the bytes.
+pub fn verify_segment(path: &Path, bytes: &[u8], last: bool, on_record: &mut RecordHandler<'_>) -> Result<SegmentSummary, LogError> {
+    let header = SegmentHeader::decode(bytes).map_err(|problem| header_error(path, problem))?;
+    let scan_error = |error: ScanError| match error {
+        ScanError::Corrupt { offset, reason } => LogError::Corrupt { path: path.to_path_buf(), offset, reason },
+        ScanError::RecordRejected { index, reason } => LogError::RecordRejected { index, reason },
+    };
+    if last {
+        let scan = scan_last_segment(bytes, header.first_index, on_record).map_err(scan_error)?;
+        Ok(SegmentSummary {
+            header,
+            record_count: scan.record_count,
+            next_index: scan.next_index,
+            records_end: scan.records_end,
+            torn_tail_bytes: scan.torn_tail_bytes,
+        })
+    } else {
+        let next_index = scan_sealed_segment(bytes, header.first_index, on_record).map_err(scan_error)?;
+        Ok(SegmentSummary {
+            header,
+            record_count: next_index - header.first_index,
+            next_index,
+            records_end: bytes.len() as u64,
+            torn_tail_bytes: 0,
+        })
+    }
+}
+
+/// The first index a segment file name says, if `name` is a segment's name.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    parse_segment_file_name(name)
 }
 
 #[cfg(test)]

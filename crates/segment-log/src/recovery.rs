@@ -168,6 +168,7 @@ mod tests {
             first_index,
             first_revision: 0,
             term: 0,
+            cluster_id: 0,
         };
         let mut bytes = header.encode().to_vec();
         for (position, payload) in payloads.iter().enumerate() {

@@ -1,7 +1,9 @@
-//! Golden files for segment format version 1 (`tests/golden/format-v1/`): today's code must read
-//! them, and writing the same records must produce them byte for byte. A change that breaks this
-//! test changes the on-disk format: that needs a new format version, not a new golden file.
-//! To create the files for a NEW format version: `STRATA_BLESS_GOLDEN=1 cargo test --test golden`.
+//! Golden files for every segment format version (`tests/fixtures/segment/format-v<N>/` at the
+//! repository's root): today's code must read them, and writing the same records in that version
+//! must produce them byte for byte. A change that breaks this test changes the on-disk format:
+//! that needs a new format version (`strata_types::formats`), not new golden files. To create the
+//! files of a NEW format version (only then): `STRATA_BLESS_GOLDEN=1 cargo test --test golden`;
+//! existing files are never rewritten.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,15 +11,19 @@ use std::sync::Arc;
 use strata_io::RealFileSystem;
 use strata_segment_log::{LogOptions, SegmentLog};
 
-fn golden_directory() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/format-v1")
+use strata_types::formats::{newest_version, FileKind, FORMAT_VERSIONS};
+
+fn golden_directory(format_version: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/fixtures/segment/format-v{format_version}"))
 }
 
 /// Fixed options: the writer version is pinned so the files do not change with the crate version.
-fn golden_options() -> LogOptions {
+fn golden_options(format_version: u32) -> LogOptions {
     LogOptions {
         node_id: 7,
         writer_version: 1_000,
+        format_version,
+        cluster_id: if format_version >= 2 { 0xC1 } else { 0 },
         segment_bytes_max: 200,
     }
 }
@@ -57,19 +63,27 @@ fn files_of(directory: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
-fn format_version_1_golden_files_are_read_and_reproduced() {
+fn every_format_version_has_golden_files_that_are_read_and_reproduced() {
+    let versions: Vec<u32> = FORMAT_VERSIONS.iter().filter(|entry| entry.kind == FileKind::Segment).map(|entry| entry.version).collect();
+    assert_eq!(versions.last(), Some(&newest_version(FileKind::Segment)));
+    for version in versions {
+        golden_files_are_read_and_reproduced(version);
+    }
+}
+
+fn golden_files_are_read_and_reproduced(format_version: u32) {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos();
     let scratch = ScratchDirectory(
-        std::env::temp_dir().join(format!("strata-golden-{}-{nanos}", std::process::id())),
+        std::env::temp_dir().join(format!("strata-golden-{}-{nanos}-v{format_version}", std::process::id())),
     );
     let written = scratch.0.join("written");
     let mut log = SegmentLog::open(
         Arc::new(RealFileSystem::new()),
         &written,
-        golden_options(),
+        golden_options(format_version),
         &mut |_, _| Ok(()),
     )
     .unwrap()
@@ -80,29 +94,30 @@ fn format_version_1_golden_files_are_read_and_reproduced() {
     log.sync().unwrap();
     drop(log);
 
-    if std::env::var_os("STRATA_BLESS_GOLDEN").is_some() {
-        std::fs::create_dir_all(golden_directory()).unwrap();
+    let golden = golden_directory(format_version);
+    if std::env::var_os("STRATA_BLESS_GOLDEN").is_some() && !golden.exists() {
+        std::fs::create_dir_all(&golden).unwrap();
         for (name, bytes) in files_of(&written) {
-            std::fs::write(golden_directory().join(name), bytes).unwrap();
+            std::fs::write(golden.join(name), bytes).unwrap();
         }
     }
     assert_eq!(
         files_of(&written),
-        files_of(&golden_directory()),
-        "writing the golden records no longer reproduces format v1"
+        files_of(&golden),
+        "writing the golden records no longer reproduces segment format v{format_version}"
     );
 
     // Read a copy (open may repair a torn tail; golden files have none, but never risk them).
     let copy = scratch.0.join("copy");
     std::fs::create_dir_all(&copy).unwrap();
-    for (name, bytes) in files_of(&golden_directory()) {
+    for (name, bytes) in files_of(&golden) {
         std::fs::write(copy.join(name), bytes).unwrap();
     }
     let mut replayed = Vec::new();
     let recovered = SegmentLog::open(
         Arc::new(RealFileSystem::new()),
         &copy,
-        golden_options(),
+        golden_options(format_version),
         &mut |index, payload| {
             replayed.push((index, payload.to_vec()));
             Ok(())
@@ -118,7 +133,7 @@ fn format_version_1_golden_files_are_read_and_reproduced() {
     assert_eq!(replayed, expected);
     assert_eq!(
         files_of(&copy),
-        files_of(&golden_directory()),
+        files_of(&golden),
         "reading must not modify the files"
     );
 }

@@ -415,7 +415,8 @@ fn a_newer_format_version_is_refused_naming_both_versions() {
     }
     let message = error.to_string();
     assert!(
-        message.contains("format version 2") && message.contains("up to 1"),
+        message.contains(&format!("format version {}", FORMAT_VERSION_CURRENT + 1))
+            && message.contains(&format!("up to {FORMAT_VERSION_CURRENT}")),
         "{message}"
     );
     assert!(message.contains(&segment_file_name(25)), "{message}");

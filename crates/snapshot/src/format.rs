@@ -18,8 +18,9 @@ use prost::Message;
 
 /// The first eight bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"STRATSNP";
-/// The newest snapshot format version this code writes and reads.
-pub const FORMAT_VERSION_CURRENT: u32 = 1;
+/// The newest snapshot format version this code writes and reads (`strata_types::formats`; full
+/// and incremental snapshots share the format and its versions).
+pub const FORMAT_VERSION_CURRENT: u32 = strata_types::formats::newest_version(strata_types::formats::FileKind::Snapshot);
 /// Magic (8), format version (4), writer version (4), header length (4), header CRC (4).
 pub const PREFIX_BYTES: usize = 24;
 /// The largest header payload a reader accepts.

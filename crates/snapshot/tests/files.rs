@@ -187,7 +187,7 @@ fn a_crash_at_any_step_of_writing_leaves_no_snapshot_or_the_whole_one() {
 /// the file for a new version: `STRATA_BLESS_GOLDEN=1 cargo test -p strata-snapshot --test files`.
 #[test]
 fn format_version_1_golden_file_is_read_and_reproduced() {
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/format-v1").join(snapshot_file_name(5, None));
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/snapshot/format-v1").join(snapshot_file_name(5, None));
     let disk = SimulatedFileSystem::new();
     let written = write(Arc::new(disk.clone()), Path::new("/snap"), &header(), &records());
     let bytes = disk.contents(&written).expect("contents");

@@ -7,6 +7,8 @@
 //! - An [`Hlc`] packs 48 bits of wall-clock milliseconds above a 16-bit logical counter, so plain
 //!   integer order is hybrid-clock order.
 
+pub mod formats;
+
 /// A node-local MVCC revision, as etcd counts them (`int64` on the wire).
 pub type Revision = i64;
 

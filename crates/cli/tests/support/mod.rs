@@ -260,3 +260,12 @@ pub fn start_server_when(mut command: Command, endpoint: String, data_dir: &Path
 pub fn etcdctl_binary() -> Option<PathBuf> {
     installed("etcdctl", "etcd-client")
 }
+
+/// The names of the entries of `directory`, sorted (none if it does not exist).
+pub fn names(directory: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(directory)
+        .map(|entries| entries.map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
