@@ -111,3 +111,9 @@ pub fn layout_input(database: &strata_bbolt::Database) -> Vec<u8> {
     }
     input
 }
+
+/// One file of an etcd data directory's WAL (`member/wal/*.wal`), as `strata migrate from-etcd`
+/// reads it to find changes the database misses.
+pub fn etcd_wal(data: &[u8]) {
+    strata_etcd_api::etcd_db::wal::fuzz_wal(data);
+}

@@ -45,6 +45,11 @@ fn etcd_layout_corpus_imports_without_panics() {
     replay("etcd_layout", targets::etcd_layout);
 }
 
+#[test]
+fn etcd_wal_corpus_reads_without_panics() {
+    replay("etcd_wal", targets::etcd_wal);
+}
+
 /// Seeds the `etcd_layout` target with the buckets of the real etcd snapshot the bbolt crate's
 /// tests keep (`crates/bbolt/tests/fixtures/`).
 #[test]
