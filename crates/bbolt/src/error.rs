@@ -34,7 +34,7 @@ const SHOWN_BYTES_MAX: usize = 64;
 
 /// `bytes` as a quoted, escaped string (printable ASCII as is, anything else as `\xNN`), cut after
 /// [`SHOWN_BYTES_MAX`] bytes with the full length noted: for naming keys and buckets in errors.
-pub(crate) fn show(bytes: &[u8]) -> String {
+pub fn show(bytes: &[u8]) -> String {
     let mut shown = String::from("\"");
     for &byte in bytes.iter().take(SHOWN_BYTES_MAX) {
         match byte {

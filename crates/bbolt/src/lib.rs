@@ -22,7 +22,7 @@ mod layout;
 mod read;
 mod write;
 
-pub use error::BoltError;
+pub use error::{show, BoltError};
 pub use layout::{FORMAT_VERSION, KEY_BYTES_MAX, MAGIC, PAGE_SIZE_DEFAULT, PAGE_SIZE_MAX, PAGE_SIZE_MIN, VALUE_BYTES_MAX};
 pub use read::read;
 pub use write::{write, WriteOptions};

@@ -602,25 +602,26 @@ fn the_stream_does_not_stop_writes_and_holds_exactly_its_revision() {
         .await;
         let channel = channel(&strata.endpoint).await;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (going, writer_going) = tokio::sync::oneshot::channel();
         let writer = {
             let (mut kv, stop) = (kv_client(&channel), stop.clone());
             tokio::spawn(async move {
                 let mut acknowledged = Vec::new();
                 let mut index = 0;
+                let mut going = Some(going);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     put(&mut kv, format!("during/{:05}", index % 500), format!("value-{index}"), 0).await;
                     acknowledged.push(Instant::now());
                     index += 1;
+                    if index == 5 {
+                        let _ = going.take().map(|going| going.send(()));
+                    }
                 }
                 acknowledged
             })
         };
-        // Let the writer get going, then stream.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while kv_client(&channel).range(pb::RangeRequest { key: b"during/".to_vec(), range_end: b"during0".to_vec(), count_only: true, ..Default::default() }).await.expect("count").into_inner().count < 5 {
-            assert!(Instant::now() < deadline, "the writer writes");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // Let the writer get going (five writes acknowledged), then stream.
+        tokio::time::timeout(Duration::from_secs(10), writer_going).await.expect("the writer writes").expect("the writer runs");
         let mut maintenance = pb::maintenance_client::MaintenanceClient::new(channel.clone());
         let requested = Instant::now();
         let mut stream = maintenance.snapshot(pb::SnapshotRequest {}).await.expect("snapshot").into_inner();

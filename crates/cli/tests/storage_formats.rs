@@ -16,11 +16,11 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata_etcd_api::pb::etcdserverpb as pb;
 use strata_types::formats::{STORAGE_FORMATS, STORAGE_FORMAT_NEWEST};
-use support::{connect, free_port, start_strata, strata_binary, TempDir};
+use support::{connect, free_port, start_strata, strata_binary, TempDir, create_snapshot};
 
 /// Small segments, frequent snapshots (full and incremental), nothing deleted: every file kind
 /// appears in a small directory.
@@ -123,21 +123,17 @@ fn snapshot_names(data_dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Writes more (a key of its own, over and over) until the node has written a full and an
-/// incremental snapshot: a snapshot taken on a busy machine may start late and cover more.
-async fn write_until_snapshots(data_dir: &Path, endpoint: &str, round: u32) {
+/// Takes a full snapshot, writes a little more and takes an incremental one on top of it, each
+/// awaited through the Admin service: every file kind is then in the directory.
+async fn take_snapshots(endpoint: &str, round: u32) {
+    create_snapshot(endpoint, true).await;
     let mut clients = connect(endpoint).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for step in 0u32.. {
-        let names = snapshot_names(data_dir);
-        if names.iter().any(|name| name.ends_with(".snap")) && names.iter().any(|name| name.ends_with(".isnap")) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no full and incremental snapshot after 60 s: {names:?}");
-        let request = pb::PutRequest { key: format!("round{round}/filler").into(), value: step.to_string().into(), ..pb::PutRequest::default() };
+    for step in 0..3u32 {
+        let request = pb::PutRequest { key: format!("round{round}/after-snapshot").into(), value: step.to_string().into(), ..pb::PutRequest::default() };
         clients.kv.put(request).await.expect("put");
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let incremental = create_snapshot(endpoint, false).await;
+    assert!(incremental.base_revision > 0, "an incremental snapshot: {incremental:?}");
 }
 
 /// Writes a directory: one workload round per storage format in `formats`, each in a run of the
@@ -151,7 +147,7 @@ fn write_directory(data_dir: &Path, formats: &[u32]) -> String {
         let mut server = start_strata(data_dir, &flags);
         runtime().block_on(async {
             workload(&server.endpoint, round as u32).await;
-            write_until_snapshots(data_dir, &server.endpoint, round as u32).await;
+            take_snapshots(&server.endpoint, round as u32).await;
         });
         contents_text = runtime().block_on(contents(&server.endpoint));
         assert!(server.terminate().success(), "clean stop; log:\n{}", server.log());
@@ -256,7 +252,7 @@ fn old_files_stay_as_they_are_while_new_segments_use_the_new_format() {
 /// Starts the binary on `data_dir` and expects it to refuse; returns its stderr.
 fn refused_start(data_dir: &Path) -> String {
     let endpoint = format!("http://127.0.0.1:{}", free_port());
-    let mut child = std::process::Command::new(strata_binary())
+    let child = std::process::Command::new(strata_binary())
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--listen-client-urls")
@@ -267,16 +263,19 @@ fn refused_start(data_dir: &Path) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn strata");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+    // The exit is awaited on a thread; if it does not come, the server is killed by its pid.
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    let output = match receiver.recv_timeout(Duration::from_secs(30)) {
+        Ok(output) => output.expect("output"),
+        Err(_) => {
+            let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
             panic!("strata started on {} instead of refusing", data_dir.display());
         }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().expect("output");
+    };
     assert!(!output.status.success(), "a refusal exits non-zero");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

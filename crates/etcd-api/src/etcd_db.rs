@@ -76,9 +76,6 @@ pub const ETCD_DB_TXID: u64 = 2;
 pub const ETCD_SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
 /// The SHA-256 digest etcd sends after the database, and `etcdctl snapshot save` keeps.
 pub const ETCD_SNAPSHOT_HASH_BYTES: usize = strata_bbolt::ETCD_SNAPSHOT_HASH_BYTES;
-/// The most bytes of a key or name an error message shows.
-const SHOWN_BYTES_MAX: usize = 64;
-
 /// etcd's `leasepb.Lease`, as the lease bucket holds it (written from etcd's published API).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LeaseMessage {
@@ -91,26 +88,9 @@ pub struct LeaseMessage {
     pub remaining_ttl: i64,
 }
 
-/// `bytes` as a quoted, escaped string, cut after [`SHOWN_BYTES_MAX`] bytes: for error messages
-/// about keys and names that may be hostile.
-pub fn show(bytes: &[u8]) -> String {
-    let mut shown = String::from("\"");
-    for &byte in bytes.iter().take(SHOWN_BYTES_MAX) {
-        match byte {
-            b'"' | b'\\' => {
-                shown.push('\\');
-                shown.push(char::from(byte));
-            }
-            0x20..=0x7E => shown.push(char::from(byte)),
-            _ => shown.push_str(&format!("\\x{byte:02x}")),
-        }
-    }
-    shown.push('"');
-    if bytes.len() > SHOWN_BYTES_MAX {
-        shown.push_str(&format!("… ({} bytes)", bytes.len()));
-    }
-    shown
-}
+/// `bytes` as a quoted, escaped string, cut after 64 bytes: for error messages about keys and
+/// names that may be hostile (the bbolt crate's, so both name keys alike).
+pub use strata_bbolt::show;
 
 /// The SHA-256 digest of `bytes`, as etcd appends it to a snapshot.
 pub fn sha256(bytes: &[u8]) -> [u8; ETCD_SNAPSHOT_HASH_BYTES] {

@@ -269,3 +269,12 @@ pub fn names(directory: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Takes a snapshot into the node's data directory now through Strata's Admin service (with
+/// retention after it), and returns when it is durable: what a test awaits instead of watching
+/// the directory for an automatic one.
+pub async fn create_snapshot(endpoint: &str, full: bool) -> strata_etcd_api::pb::strata::CreateSnapshotResponse {
+    let channel = Channel::from_shared(endpoint.to_string()).expect("endpoint").connect().await.expect("connect");
+    let mut admin = strata_etcd_api::pb::strata::admin_client::AdminClient::new(channel);
+    admin.create_snapshot(strata_etcd_api::pb::strata::CreateSnapshotRequest { full }).await.expect("create snapshot").into_inner()
+}
